@@ -1,1 +1,3 @@
-export {};
+export * from './errors.js';
+export * from './names.js';
+export * from './satellite.js';
