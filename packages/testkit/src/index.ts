@@ -1,1 +1,21 @@
-export {};
+export { TestkitError } from './errors.js';
+export type { TestkitErrorCode } from './errors.js';
+export { getFreePort } from './ports.js';
+export { redact, runCommand, spawnProcess, waitForHttp } from './process.js';
+export type {
+  CommandResult,
+  ManagedProcess,
+  ProcessExit,
+  SpawnOptions,
+  WaitForHttpOptions,
+} from './process.js';
+export { startRegistry } from './registry.js';
+export type {
+  AccessRule,
+  RegistryAuth,
+  RegistryHandle,
+  RegistryUser,
+  StartRegistryOptions,
+  TokenAuthorizer,
+  TokenScope,
+} from './registry.js';
