@@ -19,3 +19,8 @@ export type {
   TokenAuthorizer,
   TokenScope,
 } from './registry.js';
+export { buildTestImages } from './images.js';
+export type { BuildTestImagesOptions, ReferrersIndex, TestImage, TestImages } from './images.js';
+export { pushTestImages, skopeoInspectRawDigest } from './push.js';
+export type { PushTestImagesOptions } from './push.js';
+export { MANIFEST_ACCEPT } from './media-types.js';

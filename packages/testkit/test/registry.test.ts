@@ -2,8 +2,34 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRegistry, TestkitError } from '../src/index.js';
-import type { RegistryHandle } from '../src/index.js';
+import {
+  buildTestImages,
+  pushTestImages,
+  skopeoInspectRawDigest,
+  startRegistry,
+  TestkitError,
+} from '../src/index.js';
+import type { RegistryHandle, TestImages } from '../src/index.js';
+import { skopeoPullDigest } from './registry-push.helpers.js';
+
+let images: TestImages;
+beforeAll(async () => {
+  images = await buildTestImages({ largeLayerMiB: 1 });
+});
+
+/** Pushes app-a:1 with skopeo and returns the digests that inspect and a pull see. */
+async function skopeoRoundTrip(registry: RegistryHandle) {
+  await pushTestImages(registry, images, { only: ['app-a:1'] });
+  return {
+    inspected: await skopeoInspectRawDigest(registry, 'test/app-a:1'),
+    pulled: await skopeoPullDigest(registry, 'test/app-a:1'),
+  };
+}
+
+function appA1Digests() {
+  const digest = images.images['app-a:1']!.digest;
+  return { inspected: digest, pulled: digest };
+}
 
 function basicAuth(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -49,6 +75,10 @@ describe('startRegistry auth none', () => {
     const res = await request(`${registry.url}/v2/`);
     await res.body.dump();
     expect(res.statusCode).toBe(200);
+  });
+
+  it('accepts a skopeo push and pull', async () => {
+    expect(await skopeoRoundTrip(registry)).toEqual(appA1Digests());
   });
 
   it('stores an uploaded blob', async () => {
@@ -98,6 +128,10 @@ describe('startRegistry auth basic', () => {
       await res.body.dump();
       expect(res.statusCode).toBe(200);
     }
+  });
+
+  it('accepts a skopeo push and pull', async () => {
+    expect(await skopeoRoundTrip(registry)).toEqual(appA1Digests());
   });
 
   it('stores a blob for an authenticated user', async () => {
