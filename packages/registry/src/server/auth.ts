@@ -1,0 +1,80 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { RegistryError } from '../errors.js';
+
+export interface Credential {
+  username: string;
+  password: string;
+}
+
+/**
+ * Basic authentication for clients. Pull is anonymous unless `pull` lists credentials (push
+ * credentials may pull too); push needs one of `push` when that list is not empty.
+ */
+export interface AuthOptions {
+  pull?: Credential[];
+  push?: Credential[];
+  realm?: string;
+}
+
+type Access = 'pull' | 'push';
+
+function hashSecret(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Parses `Authorization: Basic ...`; null when absent or not Basic. */
+function parseBasic(header: string | undefined): Credential | null {
+  if (header === undefined) return null;
+  const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  if (!match) return null;
+  const decoded = Buffer.from(match[1] ?? '', 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function listed(list: Credential[], given: Credential): boolean {
+  const password = hashSecret(given.password);
+  let found = false;
+  // Compares every entry so the time taken does not reveal which user matched.
+  for (const entry of list) {
+    const sameUser = timingSafeEqual(hashSecret(entry.username), hashSecret(given.username));
+    const samePassword = timingSafeEqual(hashSecret(entry.password), password);
+    found = found || (sameUser && samePassword);
+  }
+  return found;
+}
+
+export class Authenticator {
+  readonly realm: string;
+  private readonly pull: Credential[];
+  private readonly push: Credential[];
+
+  constructor(options: AuthOptions = {}) {
+    this.realm = options.realm ?? 'edge-registry';
+    this.pull = options.pull ?? [];
+    this.push = options.push ?? [];
+  }
+
+  /** Throws UNAUTHORIZED (401) or DENIED (403) when the request may not perform `access`. */
+  authorize(header: string | undefined, access: Access): void {
+    const required = access === 'push' ? this.push.length > 0 : this.pull.length > 0;
+    if (!required) return;
+    const given = parseBasic(header);
+    if (!given) {
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `authentication required for ${access}: send Basic credentials`,
+      );
+    }
+    const allowed = access === 'push' ? this.push : [...this.pull, ...this.push];
+    if (listed(allowed, given)) return;
+    if (access === 'push' && listed(this.pull, given)) {
+      throw new RegistryError(
+        'DENIED',
+        `user ${given.username} may pull but not push: use push credentials`,
+      );
+    }
+    throw new RegistryError('UNAUTHORIZED', 'invalid username or password: check the credentials');
+  }
+}
