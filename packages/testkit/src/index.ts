@@ -24,3 +24,5 @@ export type { BuildTestImagesOptions, ReferrersIndex, TestImage, TestImages } fr
 export { pushTestImages, skopeoInspectRawDigest } from './push.js';
 export type { PushTestImagesOptions } from './push.js';
 export { MANIFEST_ACCEPT } from './media-types.js';
+export { startFaultProxy } from './fault-proxy.js';
+export type { FaultProxy, FaultProxyCounters, FaultRules } from './fault-proxy.js';
