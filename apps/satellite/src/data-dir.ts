@@ -22,6 +22,8 @@ export interface DataDirLayout {
   storeDir: string;
   /** Addresses the running daemon listens on, and its process id. */
   runtimeFile: string;
+  /** Present while Ground Control reports this satellite as revoked. */
+  revokedFile: string;
 }
 
 export function dataDirLayout(root: string): DataDirLayout {
@@ -35,5 +37,6 @@ export function dataDirLayout(root: string): DataDirLayout {
     partialsDir: join(root, 'partial'),
     storeDir: join(root, 'store'),
     runtimeFile: join(root, 'runtime.json'),
+    revokedFile: join(root, 'revoked'),
   };
 }
