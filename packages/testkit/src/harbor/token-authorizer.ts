@@ -1,3 +1,4 @@
+import type { TokenAuthorizer } from '../registry.js';
 import type { HarborDoubleCounters } from './context.js';
 import type { HarborStore } from './store.js';
 
@@ -9,22 +10,8 @@ import type { HarborStore } from './store.js';
 // may pull from a public project. Wrong secrets, disabled robots, expired robots and deleted
 // robots get no token at all (the token service returns 401).
 
-// TODO: replace these three types with `TokenScope`, `TokenRequest` and `TokenGrant` from
-// `@edge/testkit`'s token server once it is committed. The shapes match its pinned API.
-export interface HarborTokenScope {
-  type: string;
-  name: string;
-  actions: string[];
-}
-
-export interface HarborTokenRequest {
-  username?: string;
-  password?: string;
-  scopes: HarborTokenScope[];
-}
-
-export type HarborTokenGrant =
-  { ok: true; subject: string; access: HarborTokenScope[] } | { ok: false };
+export type HarborTokenRequest = Parameters<TokenAuthorizer>[0];
+export type HarborTokenGrant = Awaited<ReturnType<TokenAuthorizer>>;
 
 const ADMIN_ACTIONS = new Set(['pull', 'push', 'delete', '*']);
 
@@ -38,7 +25,7 @@ function projectOf(repository: string): string | undefined {
 export function createTokenAuthorizer(
   store: HarborStore,
   counters: HarborDoubleCounters,
-): (request: HarborTokenRequest) => Promise<HarborTokenGrant> {
+): TokenAuthorizer {
   return (request) => {
     counters.tokenRequests += 1;
     const security = store.authenticate(request.username, request.password);

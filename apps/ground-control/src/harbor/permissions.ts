@@ -1,0 +1,57 @@
+// The robot permissions Ground Control gives a satellite: `repository:pull` on each Harbor project
+// that its groups select, as one `kind: project` permission per project on a system-level robot.
+
+/** Harbor's rule for project and robot names: lowercase words joined by `.`, `_` or `-`. */
+export const HARBOR_NAME_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+/** One entry of Harbor's `RobotPermission.access`. */
+export interface HarborAccess {
+  resource: string;
+  action: string;
+  effect?: string;
+}
+
+/** Harbor's `RobotPermission` model. */
+export interface HarborRobotPermission {
+  kind: string;
+  namespace: string;
+  access: HarborAccess[];
+}
+
+const PULL_ACCESS: readonly HarborAccess[] = [{ resource: 'repository', action: 'pull' }];
+
+/**
+ * Computes the permission list that grants pull on exactly `projects`: duplicates are removed and
+ * the list is sorted by project name, so equal sets give equal lists. Throws `TypeError` for a
+ * name Harbor cannot hold.
+ */
+export function robotPermissionsForProjects(projects: Iterable<string>): HarborRobotPermission[] {
+  const unique = new Set<string>();
+  for (const project of projects) {
+    if (!HARBOR_NAME_PATTERN.test(project)) {
+      throw new TypeError(
+        `Harbor project name ${JSON.stringify(project)} is invalid: Harbor names are lowercase letters and digits joined by '.', '_' or '-'`,
+      );
+    }
+    unique.add(project);
+  }
+  return [...unique].sort().map((namespace) => ({
+    kind: 'project',
+    namespace,
+    access: PULL_ACCESS.map((access) => ({ ...access })),
+  }));
+}
+
+/** Lists the projects on which `permissions` grant `repository:pull`, sorted by name. */
+export function pullProjectsOf(permissions: readonly HarborRobotPermission[]): string[] {
+  const projects = new Set<string>();
+  for (const permission of permissions) {
+    if (permission.kind !== 'project') continue;
+    const pulls = permission.access.some(
+      (access) =>
+        access.resource === 'repository' && access.action === 'pull' && access.effect !== 'deny',
+    );
+    if (pulls) projects.add(permission.namespace);
+  }
+  return [...projects].sort();
+}

@@ -1,0 +1,351 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getFreePort } from '@edge/testkit';
+import { startHarborDouble } from '@edge/testkit/harbor';
+import type { HarborDouble } from '@edge/testkit/harbor';
+import { HarborClient, HarborClientError } from '../src/harbor/index.js';
+import type { HarborClientOptions } from '../src/harbor/index.js';
+
+// The Harbor client against the Harbor test double from @edge/testkit, which imitates
+// Harbor v2.0's REST API, plus two small loopback servers for a hung and a non-Harbor upstream.
+
+const DAY_MS = 86_400_000;
+/** A password seeded so the tests can show that it reaches no message and no log line. */
+const CANARY_PASSWORD = 'Canary-Password-4711';
+
+let harbor: HarborDouble;
+let client: HarborClient;
+const logLines: string[] = [];
+const clients: HarborClient[] = [];
+const servers: Server[] = [];
+
+function newClient(overrides: Partial<HarborClientOptions> = {}): HarborClient {
+  const created = new HarborClient({
+    url: harbor.url,
+    username: harbor.admin.username,
+    password: harbor.admin.password,
+    ...overrides,
+  });
+  clients.push(created);
+  return created;
+}
+
+async function expectHarborError(promise: Promise<unknown>, code: string, status?: number) {
+  const error: unknown = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(HarborClientError);
+  const harborError = error as HarborClientError;
+  expect(harborError.code).toBe(code);
+  if (status !== undefined) expect(harborError.status).toBe(status);
+  return harborError;
+}
+
+async function startLoopbackServer(handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string')
+    throw new Error('loopback server has no port');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+beforeAll(async () => {
+  harbor = await startHarborDouble({ projects: ['alpha', 'beta', 'gamma'] });
+  harbor.createUser('viewer', CANARY_PASSWORD);
+  const logStream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logLines.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  client = newClient({
+    logger: pino({ level: 'trace' }, logStream),
+    now: () => harbor.clock.now(),
+  });
+});
+
+afterAll(async () => {
+  for (const created of clients) await created.close();
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  await harbor?.stop();
+});
+
+describe('harbor client connection checks', () => {
+  it('ping returns Pong', async () => {
+    expect(await client.ping()).toBe('Pong');
+  });
+
+  it('health lists components', async () => {
+    const health = await client.health();
+    expect(health.status).toBe('healthy');
+    expect(health.components.map((component) => component.name)).toContain('registry');
+  });
+
+  it('checkAccess passes for the admin', async () => {
+    await expect(client.checkAccess()).resolves.toBeUndefined();
+  });
+
+  it('checkAccess rejects a wrong password', async () => {
+    const wrong = newClient({ password: CANARY_PASSWORD });
+    const error = await expectHarborError(wrong.checkAccess(), 'HARBOR_UNAUTHORIZED', 401);
+    expect(error.harborCode).toBe('UNAUTHORIZED');
+    expect(error.message).toContain('admin');
+    expect(error.message).not.toContain(CANARY_PASSWORD);
+    expect(error.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('checkAccess rejects an account without admin role', async () => {
+    const viewer = newClient({ username: 'viewer', password: CANARY_PASSWORD });
+    const error = await expectHarborError(viewer.checkAccess(), 'HARBOR_FORBIDDEN', 403);
+    expect(error.message).toContain('system admin');
+    expect(error.message).not.toContain(CANARY_PASSWORD);
+  });
+
+  it('reports a closed port as unreachable', async () => {
+    const port = await getFreePort();
+    const closed = newClient({ url: `http://127.0.0.1:${port}` });
+    const error = await expectHarborError(closed.ping(), 'HARBOR_UNREACHABLE');
+    expect(error.status).toBeUndefined();
+    expect(error.message).toContain(`127.0.0.1:${port}`);
+  });
+
+  it('times out on a server that never answers', async () => {
+    const url = await startLoopbackServer(() => {
+      // Never respond, like a Harbor stuck behind a load balancer.
+    });
+    const hung = newClient({ url, timeoutMs: 300 });
+    const error = await expectHarborError(hung.checkAccess(), 'HARBOR_TIMEOUT');
+    expect(error.message).toContain('timed out after 300 ms');
+  });
+
+  it('rejects a non-Harbor JSON answer', async () => {
+    const url = await startLoopbackServer((request, response) => {
+      response.setHeader(
+        'content-type',
+        request.url?.includes('/ping') ? 'text/plain' : 'application/json',
+      );
+      response.end(request.url?.includes('/ping') ? 'Pong' : '{"hello":"world"}');
+    });
+    const other = newClient({ url });
+    const error = await expectHarborError(other.listProjects(), 'HARBOR_INVALID_RESPONSE', 200);
+    expect(error.message).toContain('GET /projects');
+  });
+
+  it('rejects an invalid URL', () => {
+    expect(() => newClient({ url: 'ftp://127.0.0.1' })).toThrow(TypeError);
+  });
+});
+
+describe('harbor client projects', () => {
+  it('lists projects across pages', async () => {
+    const names = Array.from(
+      { length: 105 },
+      (_, index) => `bulk-${String(index).padStart(3, '0')}`,
+    );
+    for (const name of names) harbor.createProject(name);
+    const projects = await client.listProjects();
+    const listed = projects.map((project) => project.name);
+    expect(listed).toHaveLength(108);
+    expect(new Set(listed).size).toBe(108);
+    expect(listed).toEqual(expect.arrayContaining(['alpha', 'beta', 'gamma', ...names]));
+    expect(harbor.counters.requests.get('GET /api/v2.0/projects')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('projectExists tells both cases', async () => {
+    expect(await client.projectExists('alpha')).toBe(true);
+    expect(await client.projectExists('nowhere')).toBe(false);
+  });
+});
+
+describe('harbor client robot accounts', () => {
+  it('creates a robot with pull on its projects', async () => {
+    const created = await client.createRobot({
+      name: 'sat-create',
+      projects: ['beta', 'alpha'],
+      durationDays: 30,
+    });
+    expect(created.name).toBe('robot$sat-create');
+    expect(created.secret.length).toBeGreaterThanOrEqual(8);
+    expect(created.expiresAt).toBeInstanceOf(Date);
+    const expectedExpiry = harbor.clock.now().getTime() + 30 * DAY_MS;
+    expect(Math.abs((created.expiresAt?.getTime() ?? 0) - expectedExpiry)).toBeLessThan(5_000);
+    const stored = harbor.listRobots().find((robot) => robot.id === created.id);
+    expect(stored?.level).toBe('system');
+    expect(stored?.permissions.map((permission) => permission.namespace)).toEqual([
+      'alpha',
+      'beta',
+    ]);
+  });
+
+  it('creates a robot that never expires', async () => {
+    const created = await client.createRobot({
+      name: 'sat-forever',
+      projects: ['alpha'],
+      durationDays: -1,
+    });
+    expect(created.expiresAt).toBeNull();
+  });
+
+  it('reports a taken name as conflict', async () => {
+    await client.createRobot({ name: 'sat-taken', projects: ['alpha'], durationDays: 1 });
+    const error = await expectHarborError(
+      client.createRobot({ name: 'sat-taken', projects: ['beta'], durationDays: 1 }),
+      'HARBOR_CONFLICT',
+      409,
+    );
+    expect(error.harborCode).toBe('CONFLICT');
+  });
+
+  it('reports an unknown project as not found', async () => {
+    const error = await expectHarborError(
+      client.createRobot({ name: 'sat-lost', projects: ['nowhere'], durationDays: 1 }),
+      'HARBOR_NOT_FOUND',
+      404,
+    );
+    expect(error.message).toContain('nowhere');
+  });
+
+  it.each([
+    { case: 'no projects', input: { name: 'sat-empty', projects: [], durationDays: 1 } },
+    { case: 'prefixed name', input: { name: 'robot$sat', projects: ['alpha'], durationDays: 1 } },
+    { case: 'zero duration', input: { name: 'sat-zero', projects: ['alpha'], durationDays: 0 } },
+  ])('rejects $case before calling Harbor', async ({ input }) => {
+    const before = harbor.counters.requests.get('POST /api/v2.0/robots') ?? 0;
+    await expect(client.createRobot(input)).rejects.toThrow(TypeError);
+    expect(harbor.counters.requests.get('POST /api/v2.0/robots') ?? 0).toBe(before);
+  });
+
+  it('finds a robot by name with or without prefix', async () => {
+    const created = await client.createRobot({
+      name: 'sat-1',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    await client.createRobot({ name: 'sat-10', projects: ['alpha'], durationDays: 1 });
+    expect((await client.findRobotByName('sat-1'))?.id).toBe(created.id);
+    expect((await client.findRobotByName('robot$sat-1'))?.id).toBe(created.id);
+    expect(await client.findRobotByName('sat-unknown')).toBeNull();
+  });
+
+  it('reads a robot with its projects', async () => {
+    const created = await client.createRobot({
+      name: 'sat-read',
+      projects: ['gamma', 'alpha'],
+      durationDays: 5,
+    });
+    const robot = await client.getRobot(created.id);
+    expect(robot).toMatchObject({
+      id: created.id,
+      name: 'robot$sat-read',
+      level: 'system',
+      durationDays: 5,
+    });
+    expect(robot.projects).toEqual(['alpha', 'gamma']);
+    expect(robot.disabled).toBe(false);
+    expect(robot).not.toHaveProperty('secret');
+  });
+
+  it('replaces the projects of a robot', async () => {
+    const created = await client.createRobot({
+      name: 'sat-update',
+      projects: ['alpha'],
+      durationDays: 9,
+    });
+    await client.updateRobotProjects(created.id, ['beta', 'gamma', 'beta']);
+    const robot = await client.getRobot(created.id);
+    expect(robot.projects).toEqual(['beta', 'gamma']);
+    expect(robot.durationDays).toBe(9);
+    expect(robot.expiresAt?.getTime()).toBe(created.expiresAt?.getTime());
+  });
+
+  it('refuses to update to no projects', async () => {
+    const created = await client.createRobot({
+      name: 'sat-noproj',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    await expect(client.updateRobotProjects(created.id, [])).rejects.toThrow(TypeError);
+    expect((await client.getRobot(created.id)).projects).toEqual(['alpha']);
+  });
+
+  it('refreshes the secret and keeps the expiry', async () => {
+    const created = await client.createRobot({
+      name: 'sat-refresh',
+      projects: ['alpha'],
+      durationDays: 30,
+    });
+    const refreshed = await client.refreshRobotSecret(created.id);
+    expect(refreshed.secret).not.toBe(created.secret);
+    expect(refreshed.expiresAt?.getTime()).toBe(created.expiresAt?.getTime());
+    const scopes = [{ type: 'repository', name: 'alpha/app', actions: ['pull'] }];
+    const oldGrant = await harbor.authorizeToken({
+      username: created.name,
+      password: created.secret,
+      scopes,
+    });
+    expect(oldGrant.ok).toBe(false);
+    const newGrant = await harbor.authorizeToken({
+      username: created.name,
+      password: refreshed.secret,
+      scopes,
+    });
+    expect(newGrant).toMatchObject({ ok: true, access: scopes });
+  });
+
+  it('extends the expiry when asked', async () => {
+    const created = await client.createRobot({
+      name: 'sat-extend',
+      projects: ['alpha'],
+      durationDays: 10,
+    });
+    harbor.clock.advance(8 * DAY_MS);
+    try {
+      const refreshed = await client.refreshRobotSecret(created.id, { extendDays: 30 });
+      const minimum = harbor.clock.now().getTime() + 30 * DAY_MS;
+      expect(refreshed.expiresAt?.getTime()).toBeGreaterThanOrEqual(minimum - 1_000);
+      expect(refreshed.expiresAt?.getTime()).toBeLessThanOrEqual(minimum + DAY_MS);
+      // Eight days and a few milliseconds have passed, which rounds up to nine whole days.
+      const { durationDays } = await client.getRobot(created.id);
+      expect(durationDays).toBeGreaterThanOrEqual(38);
+      expect(durationDays).toBeLessThanOrEqual(39);
+    } finally {
+      harbor.clock.advance(-8 * DAY_MS);
+    }
+  });
+
+  it('deletes a robot once', async () => {
+    const created = await client.createRobot({
+      name: 'sat-delete',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    expect(await client.deleteRobot(created.id)).toBe(true);
+    expect(await client.deleteRobot(created.id)).toBe(false);
+    await expectHarborError(client.getRobot(created.id), 'HARBOR_NOT_FOUND', 404);
+    expect(await client.findRobotByName('sat-delete')).toBeNull();
+  });
+
+  it('logs requests without secrets', async () => {
+    const created = await client.createRobot({
+      name: 'sat-logs',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    const refreshed = await client.refreshRobotSecret(created.id);
+    const log = logLines.join('');
+    expect(log).toContain('"path":"/api/v2.0/robots"');
+    expect(log).not.toContain(created.secret);
+    expect(log).not.toContain(refreshed.secret);
+    expect(log).not.toContain(harbor.admin.password);
+    expect(log).not.toContain(Buffer.from(`admin:${harbor.admin.password}`).toString('base64'));
+  });
+});
