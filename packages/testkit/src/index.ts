@@ -26,3 +26,13 @@ export type { PushTestImagesOptions } from './push.js';
 export { MANIFEST_ACCEPT } from './media-types.js';
 export { startFaultProxy } from './fault-proxy.js';
 export type { FaultProxy, FaultProxyCounters, FaultRules } from './fault-proxy.js';
+export {
+  intersectScopes,
+  libtrustKeyId,
+  parseScope,
+  startTokenServer,
+  usersAuthorizer,
+} from './token-server.js';
+export type { TokenServer, TokenServerOptions } from './token-server.js';
+export { startBlobOrigin } from './blob-origin.js';
+export type { BlobOrigin } from './blob-origin.js';

@@ -7,6 +7,10 @@ import { TestkitError } from './errors.js';
 import { getFreePort } from './ports.js';
 import { runCommand, spawnProcess, waitForHttp } from './process.js';
 import type { ManagedProcess } from './process.js';
+import { startBlobOrigin } from './blob-origin.js';
+import type { BlobOrigin } from './blob-origin.js';
+import { startTokenServer, usersAuthorizer } from './token-server.js';
+import type { TokenServer } from './token-server.js';
 
 /** The docker-registry binary of the Debian package docker-registry 2.8 (CNCF Distribution). */
 const REGISTRY_BINARY = '/usr/bin/docker-registry';
@@ -18,6 +22,10 @@ const REGISTRY_READY_TIMEOUT_MS = 15_000;
 const REGISTRY_STOP_TIMEOUT_MS = 5_000;
 /** Name of the user created when `users` is not given. */
 const DEFAULT_USERNAME = 'tester';
+/** auth.token.service of token-mode registries: the `aud` their tokens must carry. */
+const TOKEN_SERVICE = 'edge-testkit-registry';
+/** auth.token.issuer of token-mode registries: the `iss` their tokens must carry. */
+const TOKEN_ISSUER = 'edge-testkit-token-issuer';
 
 export type RegistryAuth = 'none' | 'basic' | 'token';
 
@@ -64,6 +72,8 @@ export interface StartRegistryOptions {
   tokenAuthorizer?: TokenAuthorizer;
   /** Sets storage.delete.enabled (default true). */
   deleteEnabled?: boolean;
+  /** Token mode: name the signing key by libtrust 'kid' (default) or by 'x5c' certificate. */
+  tokenKeyHeader?: 'kid' | 'x5c';
 }
 
 export interface RegistryHandle {
@@ -76,8 +86,10 @@ export interface RegistryHandle {
   password?: string;
   /** Storage root (docker-registry `rootdirectory`). */
   dataDir: string;
-  tokenServer?: { url: string; realm: string; service: string; issued: number };
-  blobOrigin?: { url: string; requests: number; rejectedWithAuthorization: number };
+  /** Token mode: the token server, with a live count of issued tokens. */
+  tokenServer?: TokenServer;
+  /** redirectBlobs: the origin that serves blob bytes, with live request counters. */
+  blobOrigin?: BlobOrigin;
   process: ManagedProcess;
   /** Ends the processes by PID and removes the registry's folder. */
   stop(): Promise<void>;
@@ -99,6 +111,7 @@ const optionsSchema = z.object({
     )
     .optional(),
   deleteEnabled: z.boolean().default(true),
+  tokenKeyHeader: z.enum(['kid', 'x5c']).default('kid'),
 });
 
 type ParsedOptions = z.infer<typeof optionsSchema>;
@@ -244,13 +257,6 @@ async function spawnRegistry(
  */
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<RegistryHandle> {
   const opts = parseOptions(options);
-  if (opts.auth === 'token' || opts.redirectBlobs) {
-    // TODO: token auth and blob redirects are the next step of this package.
-    throw new TestkitError(
-      'INVALID_OPTIONS',
-      'startRegistry: auth "token" and redirectBlobs are not implemented yet; use "none" or "basic"',
-    );
-  }
   const cleanup = new Cleanup();
   const dir = await mkdtemp(join(tmpdir(), 'edge-testkit-registry-'));
   cleanup.add(() => rm(dir, { recursive: true, force: true }));
@@ -266,10 +272,38 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       htpasswdPath = join(dir, 'htpasswd');
       await writeHtpasswd(htpasswdPath, users);
     }
+
+    let tokenServer: TokenServer | undefined;
+    if (opts.auth === 'token') {
+      const server = await startTokenServer({
+        issuer: TOKEN_ISSUER,
+        service: TOKEN_SERVICE,
+        ttlSeconds: opts.tokenTtlSeconds,
+        authorize: options.tokenAuthorizer ?? usersAuthorizer(users),
+        keyHeader: opts.tokenKeyHeader,
+      });
+      tokenServer = server;
+      cleanup.add(() => server.stop());
+    }
+
+    let blobOrigin: BlobOrigin | undefined;
+    if (opts.redirectBlobs) {
+      const origin = await startBlobOrigin(dataDir);
+      blobOrigin = origin;
+      cleanup.add(() => origin.stop());
+    }
+
     const started = await spawnRegistry(dir, {
       dataDir,
       deleteEnabled: opts.deleteEnabled,
       htpasswdPath,
+      token: tokenServer && {
+        realm: tokenServer.realm,
+        service: tokenServer.service,
+        issuer: tokenServer.issuer,
+        rootCertBundle: tokenServer.certPath,
+      },
+      redirectBaseUrl: blobOrigin?.url,
     });
     cleanup.add(() => started.process.stop('SIGTERM', REGISTRY_STOP_TIMEOUT_MS));
     const withCredentials = opts.auth !== 'none';
@@ -279,6 +313,8 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       username: withCredentials ? username : undefined,
       password: withCredentials ? firstUser?.password : undefined,
       dataDir,
+      tokenServer,
+      blobOrigin,
       process: started.process,
       stop: () => cleanup.run(),
     };
