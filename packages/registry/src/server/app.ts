@@ -1,5 +1,10 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { RegistryError, isRegistryError } from '../errors.js';
@@ -117,7 +122,8 @@ function fastifyLoggerOptions(logger: Logger | boolean | undefined): Record<stri
 export function createRegistryServer(options: RegistryServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...fastifyLoggerOptions(options.logger),
-    disableRequestLogging: true,
+    // The onResponse hook below writes the one access-log line per request.
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
   }) as unknown as FastifyInstance;

@@ -82,5 +82,7 @@ export async function listReferrers(
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply
     .type(MediaType.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+    .send(
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests })),
+    );
 }

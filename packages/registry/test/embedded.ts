@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getFreePort, spawnProcess, waitForHttp, type RegistryHandle } from '@edge/testkit';
+
+/** The built serve command; tests that spawn the registry need `pnpm --filter @edge/registry build`. */
+export const CLI_PATH = join(import.meta.dirname, '..', 'dist', 'cli.js');
+
+/**
+ * Starts `node dist/cli.js serve` on a free loopback port over `root` (a fresh folder by default)
+ * and returns it in the test kit's registry shape, so skopeo helpers work against it.
+ */
+export async function startEmbeddedRegistry(
+  options: { push?: boolean; root?: string; extraArgs?: string[] } = {},
+): Promise<RegistryHandle> {
+  const ownsRoot = options.root === undefined;
+  const root = options.root ?? (await mkdtemp(join(tmpdir(), 'registry-embedded-')));
+  const port = await getFreePort();
+  const args = [
+    CLI_PATH,
+    'serve',
+    '--root',
+    root,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--log-level',
+    'warn',
+  ];
+  if (options.push) args.push('--push');
+  args.push(...(options.extraArgs ?? []));
+  const child = spawnProcess(process.execPath, args, { name: 'edge-registry' });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${url}/v2/`, { process: child, timeoutMs: 15_000 });
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    dataDir: root,
+    process: child,
+    stop: async () => {
+      await child.stop();
+      if (ownsRoot) await rm(root, { recursive: true, force: true });
+    },
+  };
+}
