@@ -52,7 +52,7 @@ export function parseDigest(input: string): ParsedDigest {
   return { algorithm, hex, digest: input };
 }
 
-export function isDigest(input: unknown): input is Digest {
+export function isDigest(input: unknown): boolean {
   if (typeof input !== 'string') return false;
   try {
     parseDigest(input);
