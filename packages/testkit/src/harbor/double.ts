@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { startRegistry } from '../registry.js';
+import type { RegistryHandle } from '../registry.js';
 import { createCounters } from './context.js';
 import type { HarborDoubleCounters } from './context.js';
 import { HarborApiError, errorBody } from './errors.js';
@@ -34,6 +36,11 @@ export interface StartHarborDoubleOptions {
   robotPrefix?: string;
   /** Projects created at start and owned by the admin account, private unless `public` is set. */
   projects?: (string | { name: string; public?: boolean })[];
+  /**
+   * Starts a real docker-registry in token mode next to the API, whose token server grants what
+   * `authorizeToken` decides. Off by default.
+   */
+  registry?: { tokenTtlSeconds?: number };
 }
 
 export interface HarborDouble {
@@ -44,6 +51,11 @@ export interface HarborDouble {
   robotPrefix: string;
   clock: HarborClock;
   counters: HarborDoubleCounters;
+  /**
+   * The registry started with the `registry` option. Its token server plays Harbor's
+   * `/service/token`, but with its own URL and the service name `edge-testkit-registry`.
+   */
+  registry?: RegistryHandle;
   /** Creates a project owned by the admin account. */
   createProject(name: string, options?: { public?: boolean }): HarborProjectRecord;
   /** Adds a user without the system admin role unless `sysadmin` is set. */
@@ -124,6 +136,24 @@ export async function startHarborDouble(
   }
   const url = `http://127.0.0.1:${address.port}`;
   system.externalUrl = url;
+  const authorizeToken = createTokenAuthorizer(store, counters);
+
+  let registry: RegistryHandle | undefined;
+  if (options.registry) {
+    try {
+      registry = await startRegistry({
+        auth: 'token',
+        tokenAuthorizer: authorizeToken,
+        ...(options.registry.tokenTtlSeconds === undefined
+          ? {}
+          : { tokenTtlSeconds: options.registry.tokenTtlSeconds }),
+      });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    system.registryUrl = registry.host;
+  }
 
   return {
     url,
@@ -141,9 +171,14 @@ export async function startHarborDouble(
       if (error === undefined) system.unhealthy.delete(name);
       else system.unhealthy.set(name, error);
     },
-    authorizeToken: createTokenAuthorizer(store, counters),
+    ...(registry === undefined ? {} : { registry }),
+    authorizeToken,
     stop: async () => {
-      await app.close();
+      try {
+        await registry?.stop();
+      } finally {
+        await app.close();
+      }
     },
   };
 }
