@@ -36,3 +36,5 @@ export {
 export type { TokenServer, TokenServerOptions } from './token-server.js';
 export { startBlobOrigin } from './blob-origin.js';
 export type { BlobOrigin } from './blob-origin.js';
+export { provisionTestDatabase, templateDatabaseName } from './database.js';
+export type { ProvisionTestDatabaseOptions, TestDatabase } from './database.js';
