@@ -1,23 +1,45 @@
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFreePort } from '@edge/testkit';
+import { MANIFEST_ACCEPT, buildTestImages, getFreePort, runCommand } from '@edge/testkit';
+import type { RegistryHandle, TestImages } from '@edge/testkit';
 import { startHarborDouble } from '@edge/testkit/harbor';
 import type { HarborDouble } from '@edge/testkit/harbor';
 import { HarborClient, HarborClientError } from '../src/harbor/index.js';
 import type { HarborClientOptions } from '../src/harbor/index.js';
 
 // The Harbor client against the Harbor test double from @edge/testkit, which imitates
-// Harbor v2.0's REST API, plus two small loopback servers for a hung and a non-Harbor upstream.
+// Harbor v2.0's REST API and grants tokens for a real docker-registry 2.8 in token mode, plus two
+// small loopback servers for a hung and a non-Harbor upstream. skopeo does the pulls.
 
 const DAY_MS = 86_400_000;
 /** A password seeded so the tests can show that it reaches no message and no log line. */
 const CANARY_PASSWORD = 'Canary-Password-4711';
+/** Lifetime of the registry tokens issued in these tests, in seconds. */
+const TOKEN_TTL_SECONDS = 60;
+/**
+ * docker-registry 2.8 accepts a token up to 60 s past its `exp` (clock-skew leeway), so a token
+ * whose `exp` is 55 s in the past stays valid for about 5 s more.
+ */
+const REGISTRY_EXP_LEEWAY_SECONDS = 60;
+const SHORT_TOKEN_LIFETIME_SECONDS = 5;
+/** How long the test waits for the short-lived token to stop working, in milliseconds. */
+const TOKEN_EXPIRY_WAIT_MS = 20_000;
+/** A small large:1 layer, because these tests only pull app-a:1 and app-b:1. */
+const LARGE_LAYER_MIB = 1;
 
 let harbor: HarborDouble;
+let registry: RegistryHandle;
+let images: TestImages;
 let client: HarborClient;
+let pullDir: string;
 const logLines: string[] = [];
 const clients: HarborClient[] = [];
 const servers: Server[] = [];
@@ -55,8 +77,84 @@ async function startLoopbackServer(handler: Parameters<typeof createServer>[1]):
   return `http://127.0.0.1:${address.port}`;
 }
 
+/** Pushes a test image from the OCI layout as the Harbor admin. */
+async function pushImage(image: string, reference: string): Promise<void> {
+  const layoutTag = images.images[image]?.layoutTag;
+  if (layoutTag === undefined) throw new Error(`test image ${image} is missing from the build`);
+  const { username, password } = harbor.admin;
+  await runCommand(
+    'skopeo',
+    [
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      `${username}:${password}`,
+      `oci:${images.layoutDir}:${layoutTag}`,
+      `docker://${registry.host}/${reference}`,
+    ],
+    { name: `skopeo copy of ${image}`, secrets: [password] },
+  );
+}
+
+/** Pulls an image with skopeo as `robot` and returns the SHA-256 digest of its manifest. */
+async function pullAs(robot: { name: string; secret: string }, reference: string): Promise<string> {
+  const target = join(pullDir, reference.replace(/[/:]/g, '-'));
+  await rm(target, { recursive: true, force: true });
+  await runCommand(
+    'skopeo',
+    [
+      'copy',
+      '--quiet',
+      '--src-tls-verify=false',
+      '--src-creds',
+      `${robot.name}:${robot.secret}`,
+      `docker://${registry.host}/${reference}`,
+      `dir:${target}`,
+    ],
+    { name: `skopeo pull of ${reference}`, secrets: [robot.secret] },
+  );
+  const manifest = await readFile(join(target, 'manifest.json'));
+  return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+}
+
+/** Requests a registry token from the token server with the robot's credentials. */
+async function fetchRegistryToken(robot: { name: string; secret: string }, scope: string) {
+  const tokenServer = registry.tokenServer;
+  if (!tokenServer) throw new Error('the registry runs without a token server');
+  const url = new URL(tokenServer.realm);
+  url.searchParams.set('service', tokenServer.service);
+  url.searchParams.set('scope', scope);
+  const response = await fetch(url, {
+    headers: {
+      authorization: `Basic ${Buffer.from(`${robot.name}:${robot.secret}`).toString('base64')}`,
+    },
+  });
+  const body = (await response.json()) as { token?: string };
+  return { status: response.status, token: body.token };
+}
+
+/** Reads a manifest straight from the registry with a bearer token. */
+async function getManifest(reference: string, token: string) {
+  const [repository, tag] = reference.split(':');
+  const response = await fetch(`${registry.url}/v2/${repository}/manifests/${tag}`, {
+    headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT },
+  });
+  await response.arrayBuffer();
+  return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '' };
+}
+
 beforeAll(async () => {
-  harbor = await startHarborDouble({ projects: ['alpha', 'beta', 'gamma'] });
+  images = await buildTestImages({ largeLayerMiB: LARGE_LAYER_MIB });
+  harbor = await startHarborDouble({
+    projects: ['alpha', 'beta', 'gamma'],
+    registry: { tokenTtlSeconds: TOKEN_TTL_SECONDS },
+  });
+  if (!harbor.registry) throw new Error('the Harbor double started without its registry');
+  registry = harbor.registry;
+  pullDir = await mkdtemp(join(tmpdir(), 'harbor-client-pull-'));
+  await pushImage('app-a:1', 'alpha/app-a:1');
+  await pushImage('app-b:1', 'beta/app-b:1');
   harbor.createUser('viewer', CANARY_PASSWORD);
   const logStream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -77,6 +175,7 @@ afterAll(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   await harbor?.stop();
+  if (pullDir) await rm(pullDir, { recursive: true, force: true });
 });
 
 describe('harbor client connection checks', () => {
@@ -267,7 +366,7 @@ describe('harbor client robot accounts', () => {
     expect(robot.expiresAt?.getTime()).toBe(created.expiresAt?.getTime());
   });
 
-  it('refuses to update to no projects', async () => {
+  it('rejects an update to no projects', async () => {
     const created = await client.createRobot({
       name: 'sat-noproj',
       projects: ['alpha'],
@@ -347,5 +446,79 @@ describe('harbor client robot accounts', () => {
     expect(log).not.toContain(refreshed.secret);
     expect(log).not.toContain(harbor.admin.password);
     expect(log).not.toContain(Buffer.from(`admin:${harbor.admin.password}`).toString('base64'));
+  });
+});
+
+describe('harbor client robots against the registry', () => {
+  it('robot pulls its projects only', async () => {
+    const robot = await client.createRobot({
+      name: 'sat-pull',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    expect(await pullAs(robot, 'alpha/app-a:1')).toBe(images.images['app-a:1']?.digest);
+    await expect(pullAs(robot, 'beta/app-b:1')).rejects.toThrow(
+      /requested access to the resource is denied/,
+    );
+  });
+
+  it('robot pulls the union after an update', async () => {
+    const robot = await client.createRobot({
+      name: 'sat-union',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    await client.updateRobotProjects(robot.id, ['alpha', 'beta']);
+    expect(await pullAs(robot, 'alpha/app-a:1')).toBe(images.images['app-a:1']?.digest);
+    expect(await pullAs(robot, 'beta/app-b:1')).toBe(images.images['app-b:1']?.digest);
+  });
+
+  it('refreshed secret pulls, old one fails', async () => {
+    const robot = await client.createRobot({
+      name: 'sat-rotate',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    const refreshed = await client.refreshRobotSecret(robot.id);
+    expect(await pullAs({ name: robot.name, secret: refreshed.secret }, 'alpha/app-a:1')).toBe(
+      images.images['app-a:1']?.digest,
+    );
+    await expect(pullAs(robot, 'alpha/app-a:1')).rejects.toThrow(/invalid username\/password/);
+  });
+
+  it('deleted robot keeps an earlier token until expiry', async () => {
+    const robot = await client.createRobot({
+      name: 'sat-revoke',
+      projects: ['alpha'],
+      durationDays: 1,
+    });
+    const tokenServer = registry.tokenServer;
+    if (!tokenServer) throw new Error('the registry runs without a token server');
+
+    // Issue one token whose `exp` lies so far in the past that only the registry's leeway keeps
+    // it valid, for about SHORT_TOKEN_LIFETIME_SECONDS more.
+    tokenServer.setTtlSeconds(SHORT_TOKEN_LIFETIME_SECONDS - REGISTRY_EXP_LEEWAY_SECONDS);
+    let earlier: { status: number; token?: string | undefined };
+    try {
+      earlier = await fetchRegistryToken(robot, 'repository:alpha/app-a:pull');
+    } finally {
+      tokenServer.setTtlSeconds(TOKEN_TTL_SECONDS);
+    }
+    expect(earlier.status).toBe(200);
+    const token = earlier.token ?? '';
+
+    expect(await client.deleteRobot(robot.id)).toBe(true);
+    expect((await getManifest('alpha/app-a:1', token)).status).toBe(200);
+    expect((await fetchRegistryToken(robot, 'repository:alpha/app-a:pull')).status).toBe(401);
+    await expect(pullAs(robot, 'alpha/app-a:1')).rejects.toThrow(/invalid username\/password/);
+
+    const deadline = Date.now() + TOKEN_EXPIRY_WAIT_MS;
+    let last = await getManifest('alpha/app-a:1', token);
+    while (last.status === 200 && Date.now() < deadline) {
+      await sleep(500);
+      last = await getManifest('alpha/app-a:1', token);
+    }
+    expect(last.status).toBe(401);
+    expect(last.challenge).toContain('invalid_token');
   });
 });
