@@ -11,21 +11,26 @@ export interface GarbageReport {
 
 interface CollectInput {
   state: LayoutState;
-  root: string;
   now: number;
   gracePeriodMs: number;
   dryRun: boolean;
   manifestInfo: (digest: string, mediaType: string) => Promise<{ parsed: ParsedManifest } | null>;
 }
 
+export interface MarkResult {
+  removedManifests: number;
+  removedManifestDigests: string[];
+  /** Digests of manifests, configs and layers that kept manifests use. */
+  keptBlobs: Set<string>;
+}
+
 /**
  * Marks what tags, pins, foreign index entries and young records reach, following index children
- * and referrers (`subject`) inside each repository, then sweeps unmarked manifest records and
- * blob files older than the grace period. Mutates `state` unless `dryRun`; the caller persists it.
+ * and referrers (`subject`) inside each repository, and drops the unmarked manifest records from
+ * `state` (unless `dryRun`). The caller persists `state` before `sweepBlobs`, so a crash between
+ * the two leaves unreferenced blobs behind, never a record whose blobs are gone.
  */
-export async function collectGarbageInState(
-  input: CollectInput,
-): Promise<GarbageReport & { removedManifestDigests: string[] }> {
+export async function markGarbage(input: CollectInput): Promise<MarkResult> {
   const { state, now, gracePeriodMs } = input;
   const keptBlobs = new Set<string>(state.foreign.map((entry) => entry.digest));
   const removedManifestDigests: string[] = [];
@@ -81,6 +86,18 @@ export async function collectGarbageInState(
     }
   }
 
+  return { removedManifests, removedManifestDigests, keptBlobs };
+}
+
+/** Deletes blob files outside `keptBlobs` whose mtime is older than the grace period. */
+export async function sweepBlobs(input: {
+  root: string;
+  keptBlobs: Set<string>;
+  now: number;
+  gracePeriodMs: number;
+  dryRun: boolean;
+}): Promise<{ removedBlobs: number; freedBytes: number }> {
+  const { keptBlobs, now, gracePeriodMs } = input;
   let removedBlobs = 0;
   let freedBytes = 0;
   for (const algorithm of ['sha256', 'sha512']) {
@@ -95,5 +112,5 @@ export async function collectGarbageInState(
       if (!input.dryRun) await rm(path, { force: true });
     }
   }
-  return { removedBlobs, removedManifests, freedBytes, removedManifestDigests };
+  return { removedBlobs, freedBytes };
 }

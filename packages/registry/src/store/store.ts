@@ -25,7 +25,7 @@ import {
 } from '../oci.js';
 import { fsyncFile, hashFile, streamToFile } from './blob-files.js';
 import { fsyncDirectory, tempName, writeFileAtomic, writeFileSynced } from './fs-atomic.js';
-import { collectGarbageInState, type GarbageReport } from './gc.js';
+import { markGarbage, sweepBlobs, type GarbageReport } from './gc.js';
 import {
   emptyState,
   parseIndexFile,
@@ -621,23 +621,31 @@ export class OciStore {
    */
   async collectGarbage(options: { dryRun?: boolean } = {}): Promise<GarbageReport> {
     return this.lock.run(async () => {
-      const report = await collectGarbageInState({
+      const now = Date.now();
+      const dryRun = options.dryRun ?? false;
+      const marked = await markGarbage({
         state: this.state,
-        root: this.root,
-        now: Date.now(),
+        now,
         gracePeriodMs: this.gcGracePeriodMs,
-        dryRun: options.dryRun ?? false,
+        dryRun,
         manifestInfo: (digest, mediaType) => this.manifestInfo(digest, mediaType),
       });
-      if (!options.dryRun) {
-        for (const digest of report.removedManifestDigests) this.infoCache.delete(digest);
-        if (report.removedManifests > 0) await this.persist();
+      if (!dryRun && marked.removedManifests > 0) await this.persist();
+      const swept = await sweepBlobs({
+        root: this.root,
+        keptBlobs: marked.keptBlobs,
+        now,
+        gracePeriodMs: this.gcGracePeriodMs,
+        dryRun,
+      });
+      if (!dryRun) {
+        for (const digest of marked.removedManifestDigests) this.infoCache.delete(digest);
         await this.uploads.removeStale();
       }
       return {
-        removedBlobs: report.removedBlobs,
-        removedManifests: report.removedManifests,
-        freedBytes: report.freedBytes,
+        removedBlobs: swept.removedBlobs,
+        removedManifests: marked.removedManifests,
+        freedBytes: swept.freedBytes,
       };
     });
   }
