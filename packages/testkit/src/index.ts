@@ -38,3 +38,21 @@ export { startBlobOrigin } from './blob-origin.js';
 export type { BlobOrigin } from './blob-origin.js';
 export { provisionTestDatabase, templateDatabaseName } from './database.js';
 export type { ProvisionTestDatabaseOptions, TestDatabase } from './database.js';
+export {
+  isSmokeMode,
+  measureCommand,
+  measureFunction,
+  printTable,
+  runAlternating,
+  summarize,
+  writeBenchResults,
+} from './bench.js';
+export type {
+  BenchComparison,
+  BenchSide,
+  Figure,
+  MeasureCommandOptions,
+  Measurement,
+  SideResult,
+  Stats,
+} from './bench.js';
