@@ -270,6 +270,33 @@ describe('harbor double robot accounts', () => {
     expect(firstErrorCode(result)).toBeDefined();
   });
 
+  it('answers malformed JSON with 400', async () => {
+    const response = await fetch(`${harbor.apiUrl}/robots`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"name": ',
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ errors: [{ code: 'BAD_REQUEST' }] });
+  });
+
+  it('answers a non-JSON body with 415', async () => {
+    const response = await fetch(`${harbor.apiUrl}/robots`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'name=sat',
+    });
+    expect(response.status).toBe(415);
+    expect(await response.json()).toMatchObject({ errors: [{ code: 'UNSUPPORTED_MEDIA_TYPE' }] });
+  });
+
+  it('answers a missing body with 422', async () => {
+    const created = await createRobot('sat-nobody', ['alpha']);
+    const result = await call('PATCH', `/robots/${created.id}`, { auth: admin });
+    expect(result.status).toBe(422);
+    expect(firstErrorCode(result)).toBe('UNPROCESSABLE_ENTITY');
+  });
+
   it('validates the body before the credentials', async () => {
     const result = await call('POST', '/robots', {
       body: { name: 'BAD', level: 'system', duration: 1 },

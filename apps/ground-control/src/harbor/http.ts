@@ -143,10 +143,13 @@ export class HarborHttp {
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       });
       const success = options.expect.includes(response.statusCode);
-      text =
-        method === 'HEAD'
-          ? ''
-          : await readBody(response.body, success ? MAX_RESPONSE_BYTES : MAX_ERROR_BYTES);
+      if (method === 'HEAD') {
+        // A HEAD response has no body, but undici frees the connection only once it is consumed.
+        await response.body.dump();
+        text = '';
+      } else {
+        text = await readBody(response.body, success ? MAX_RESPONSE_BYTES : MAX_ERROR_BYTES);
+      }
     } catch (err) {
       throw this.#transportError(err, method, apiPath);
     }

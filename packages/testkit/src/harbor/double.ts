@@ -6,6 +6,7 @@
 // the `robot$` name prefix. State lives in memory and ends with `stop()`.
 
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { startRegistry } from '../registry.js';
@@ -88,9 +89,12 @@ function installErrorHandling(app: FastifyInstance): void {
     if (error instanceof HarborApiError) {
       return reply.code(error.status).send(errorBody(error.code, error.message));
     }
+    // Harbor turns request-binding failures (bad JSON, wrong media type, oversized body) into
+    // their own status with the status text as code, e.g. 415 UNSUPPORTED_MEDIA_TYPE.
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      return reply.code(400).send(errorBody('BAD_REQUEST', error.message));
+      const code = (STATUS_CODES[status] ?? 'Bad Request').toUpperCase().replace(/ /g, '_');
+      return reply.code(status).send(errorBody(code, error.message));
     }
     return reply.code(500).send(errorBody('UNKNOWN', 'internal server error'));
   });
@@ -116,6 +120,8 @@ export async function startHarborDouble(
 
   // Harbor declares HEAD only where its document lists it, so fastify must not add one per GET.
   const app = Fastify({ logger: false, exposeHeadRoutes: false });
+  // Harbor's API consumes JSON only, so a text body gets 415 as there.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
   app.addHook('onResponse', (request, _reply, done) => {
     const route = `${request.method} ${request.routeOptions.url ?? 'unknown'}`;
