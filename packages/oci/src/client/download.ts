@@ -281,6 +281,7 @@ async function fillPartial(
     const before = partial.length;
     try {
       for await (const raw of response.body as AsyncIterable<Buffer>) {
+        await paceChunk(raw, options);
         let chunk = raw;
         if (skip > 0) {
           const dropped = Math.min(skip, chunk.length);
@@ -288,7 +289,6 @@ async function fillPartial(
           chunk = chunk.subarray(dropped);
           if (chunk.length === 0) continue;
         }
-        await paceChunk(chunk, options);
         await partial.append(chunk);
         if (encoding === undefined && expectedSize !== undefined && partial.length > expectedSize) {
           throw new OciError(
@@ -461,6 +461,7 @@ async function* blobChunks(
     const before = emitted;
     try {
       for await (const raw of response.body as AsyncIterable<Buffer>) {
+        await paceChunk(raw, options);
         let chunk = raw;
         if (skip > 0) {
           const dropped = Math.min(skip, chunk.length);
@@ -468,7 +469,6 @@ async function* blobChunks(
           chunk = chunk.subarray(dropped);
           if (chunk.length === 0) continue;
         }
-        await paceChunk(chunk, options);
         digester.update(chunk);
         emitted += chunk.length;
         if (options.size !== undefined && emitted > options.size) {

@@ -52,6 +52,7 @@ export function isRetryableError(error: unknown): boolean {
 /** Retry bookkeeping for one call: attempt count and overall deadline. */
 export class RetryBudget {
   private attempts = 0;
+  private stoppedByDeadline = false;
   private readonly deadline: number;
 
   constructor(
@@ -78,12 +79,16 @@ export class RetryBudget {
   async wait(serverDelayMs: number | undefined, signal?: AbortSignal): Promise<boolean> {
     if (this.attempts >= this.policy.maxAttempts) return false;
     const wait = serverDelayMs ?? backoffDelayMs(this.attempts, this.policy, this.random);
-    if (this.clock.now() + wait > this.deadline) return false;
+    if (this.clock.now() + wait > this.deadline) {
+      this.stoppedByDeadline = true;
+      return false;
+    }
     await this.clock.sleep(wait, signal);
     return true;
   }
 
+  /** Tells whether the deadline, not the attempt count, ended the retries. */
   deadlineExceeded(): boolean {
-    return this.clock.now() >= this.deadline;
+    return this.stoppedByDeadline || this.clock.now() >= this.deadline;
   }
 }
