@@ -90,9 +90,12 @@ export interface RegistryHandle {
   tokenServer?: TokenServer;
   /** redirectBlobs: the origin that serves blob bytes, with live request counters. */
   blobOrigin?: BlobOrigin;
+  /** The running docker-registry; replaced by `restart()`. */
   process: ManagedProcess;
   /** Ends the processes by PID and removes the registry's folder. */
   stop(): Promise<void>;
+  /** Stops docker-registry (SIGTERM) and starts it again on the same port with the same data. */
+  restart(): Promise<void>;
 }
 
 const accessRuleSchema = z.object({
@@ -216,14 +219,19 @@ function registryConfig(input: RegistryConfigInput): Record<string, unknown> {
   return config;
 }
 
-/** Starts docker-registry on a free port, retrying when the port was taken in between. */
+/**
+ * Starts docker-registry on `fixedPort`, or on a free port with retries when another process
+ * takes the port in between.
+ */
 async function spawnRegistry(
   dir: string,
   config: Omit<RegistryConfigInput, 'port'>,
+  fixedPort?: number,
 ): Promise<{ process: ManagedProcess; port: number }> {
   let lastError: unknown;
-  for (let attempt = 1; attempt <= REGISTRY_START_ATTEMPTS; attempt++) {
-    const port = await getFreePort();
+  const attempts = fixedPort === undefined ? REGISTRY_START_ATTEMPTS : 1;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const port = fixedPort ?? (await getFreePort());
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, JSON.stringify(registryConfig({ ...config, port }), null, 2));
     const child = spawnProcess(REGISTRY_BINARY, ['serve', configPath], {
@@ -293,7 +301,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       cleanup.add(() => origin.stop());
     }
 
-    const started = await spawnRegistry(dir, {
+    const config: Omit<RegistryConfigInput, 'port'> = {
       dataDir,
       deleteEnabled: opts.deleteEnabled,
       htpasswdPath,
@@ -304,10 +312,10 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         rootCertBundle: tokenServer.certPath,
       },
       redirectBaseUrl: blobOrigin?.url,
-    });
-    cleanup.add(() => started.process.stop('SIGTERM', REGISTRY_STOP_TIMEOUT_MS));
+    };
+    const started = await spawnRegistry(dir, config);
     const withCredentials = opts.auth !== 'none';
-    return {
+    const handle: RegistryHandle = {
       url: `http://127.0.0.1:${started.port}`,
       host: `127.0.0.1:${started.port}`,
       username: withCredentials ? username : undefined,
@@ -317,7 +325,13 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       blobOrigin,
       process: started.process,
       stop: () => cleanup.run(),
+      restart: async () => {
+        await handle.process.stop('SIGTERM', REGISTRY_STOP_TIMEOUT_MS);
+        handle.process = (await spawnRegistry(dir, config, started.port)).process;
+      },
     };
+    cleanup.add(() => handle.process.stop('SIGTERM', REGISTRY_STOP_TIMEOUT_MS));
+    return handle;
   } catch (err) {
     await cleanup.run();
     throw err;

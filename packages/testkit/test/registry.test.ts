@@ -159,6 +159,23 @@ describe('startRegistry lifecycle', () => {
     expect(() => process.kill(registry.process.pid, 0)).toThrow();
   });
 
+  it('restart keeps the port and the data', async () => {
+    const registry = await startRegistry();
+    try {
+      const digest = await uploadBlob(registry, Buffer.from('kept across a restart'));
+      const firstPid = registry.process.pid;
+      await registry.restart();
+      expect(registry.process.pid).not.toBe(firstPid);
+      expect(() => process.kill(firstPid, 0)).toThrow();
+      expect(() => process.kill(registry.process.pid, 0)).not.toThrow();
+      const res = await request(`${registry.url}/v2/test/blob/blobs/${digest}`, { method: 'HEAD' });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await registry.stop();
+    }
+  });
+
   it('starts several registries side by side', async () => {
     const registries = await Promise.all([startRegistry(), startRegistry(), startRegistry()]);
     try {
