@@ -12,7 +12,7 @@ import { MANIFEST_ACCEPT, buildTestImages, getFreePort, runCommand } from '@edge
 import type { RegistryHandle, TestImages } from '@edge/testkit';
 import { startHarborDouble } from '@edge/testkit/harbor';
 import type { HarborDouble } from '@edge/testkit/harbor';
-import { HarborClient, HarborClientError } from '../src/harbor/index.js';
+import { HarborClient, HarborClientError, createHarborClient } from '../src/harbor/index.js';
 import type { HarborClientOptions } from '../src/harbor/index.js';
 
 // The Harbor client against the Harbor test double from @edge/testkit, which imitates
@@ -520,5 +520,70 @@ describe('harbor client robots against the registry', () => {
     }
     expect(last.status).toBe(401);
     expect(last.challenge).toContain('invalid_token');
+  });
+});
+
+describe('harbor client over TLS', () => {
+  let tlsHarbor: HarborDouble;
+  let certPem: string;
+  let certDir: string;
+
+  const settings = (caBundle: string | null, insecure: boolean) => ({
+    url: tlsHarbor.url,
+    username: tlsHarbor.admin.username,
+    password: tlsHarbor.admin.password,
+    caBundle,
+    insecure,
+  });
+
+  beforeAll(async () => {
+    certDir = await mkdtemp(join(tmpdir(), 'harbor-client-tls-'));
+    const keyPath = join(certDir, 'key.pem');
+    const certPath = join(certDir, 'cert.pem');
+    await runCommand('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    certPem = await readFile(certPath, 'utf8');
+    tlsHarbor = await startHarborDouble({
+      tls: { key: await readFile(keyPath, 'utf8'), cert: certPem },
+    });
+  });
+
+  afterAll(async () => {
+    await tlsHarbor?.stop();
+    if (certDir) await rm(certDir, { recursive: true, force: true });
+  });
+
+  it('rejects an untrusted certificate', async () => {
+    const untrusted = createHarborClient(settings(null, false));
+    clients.push(untrusted);
+    const error = await expectHarborError(untrusted.ping(), 'HARBOR_UNREACHABLE');
+    expect(error.message).toMatch(/self[- ]signed certificate/);
+  });
+
+  it('trusts a given CA bundle', async () => {
+    const trusted = createHarborClient(settings(certPem, false));
+    clients.push(trusted);
+    await expect(trusted.checkAccess()).resolves.toBeUndefined();
+  });
+
+  it('skips verification when insecure', async () => {
+    const insecure = createHarborClient(settings(null, true));
+    clients.push(insecure);
+    expect(await insecure.ping()).toBe('Pong');
   });
 });

@@ -327,3 +327,27 @@ export class HarborClient {
     );
   }
 }
+
+/** Connection settings of a `kind: harbor` registry, as Ground Control stores them. */
+export interface HarborRegistrySettings {
+  url: string;
+  username: string;
+  password: string;
+  caBundle: string | null;
+  insecure: boolean;
+}
+
+/** Creates a client for one registry row; `insecure` skips TLS verification. */
+export function createHarborClient(
+  registry: HarborRegistrySettings,
+  options: Pick<HarborClientOptions, 'logger' | 'timeoutMs' | 'robotPrefix'> = {},
+): HarborClient {
+  return new HarborClient({
+    url: registry.url,
+    username: registry.username,
+    password: registry.password,
+    ...(registry.caBundle === null ? {} : { caBundle: registry.caBundle }),
+    insecureSkipTlsVerify: registry.insecure,
+    ...options,
+  });
+}

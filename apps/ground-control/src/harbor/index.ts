@@ -1,10 +1,11 @@
-export { DEFAULT_ROBOT_PREFIX, HarborClient } from './client.js';
+export { DEFAULT_ROBOT_PREFIX, HarborClient, createHarborClient } from './client.js';
 export type {
   CreateRobotInput,
   CreatedRobot,
   HarborClientOptions,
   HarborHealth,
   HarborProject,
+  HarborRegistrySettings,
   HarborRobot,
   RefreshedSecret,
 } from './client.js';

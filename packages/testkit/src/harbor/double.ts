@@ -42,10 +42,12 @@ export interface StartHarborDoubleOptions {
    * `authorizeToken` decides. Off by default.
    */
   registry?: { tokenTtlSeconds?: number };
+  /** Serves HTTPS with this PEM key and certificate in place of plain HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 export interface HarborDouble {
-  /** Base URL `http://127.0.0.1:PORT`. The API lives under `/api/v2.0`. */
+  /** Base URL `http://127.0.0.1:PORT` (`https` with `tls`). The API lives under `/api/v2.0`. */
   url: string;
   apiUrl: string;
   admin: { username: string; password: string };
@@ -100,6 +102,13 @@ function installErrorHandling(app: FastifyInstance): void {
   });
 }
 
+function createApp(tls: StartHarborDoubleOptions['tls']): FastifyInstance {
+  // Harbor declares HEAD only where its document lists it, so fastify must not add one per GET.
+  const common = { logger: false, exposeHeadRoutes: false };
+  if (!tls) return Fastify(common);
+  return Fastify({ ...common, https: tls });
+}
+
 /** Starts the Harbor double on 127.0.0.1 on a free port. */
 export async function startHarborDouble(
   options: StartHarborDoubleOptions = {},
@@ -118,8 +127,7 @@ export async function startHarborDouble(
     store.addProject(spec.name, spec.public ?? false, adminUser);
   }
 
-  // Harbor declares HEAD only where its document lists it, so fastify must not add one per GET.
-  const app = Fastify({ logger: false, exposeHeadRoutes: false });
+  const app = createApp(options.tls);
   // Harbor's API consumes JSON only, so a text body gets 415 as there.
   app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
@@ -140,7 +148,7 @@ export async function startHarborDouble(
     await app.close();
     throw new Error('Harbor double failed to read its listening port; check the fastify version');
   }
-  const url = `http://127.0.0.1:${address.port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   system.externalUrl = url;
   const authorizeToken = createTokenAuthorizer(store, counters);
 
