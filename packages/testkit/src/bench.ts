@@ -302,8 +302,8 @@ async function writeFileAtomic(path: string, text: string): Promise<void> {
 
 /**
  * Writes `<results dir>/<name>.json` with the figures, `meta` and machine facts (CPUs, memory,
- * Node version, date). The folder is `bench/results` at the repository root, or
- * `opts.dir`, or BENCH_RESULTS_DIR. Returns the path.
+ * Node version, date). The folder is `opts.dir`, else BENCH_RESULTS_DIR, else `bench/results`
+ * at the repository root. Returns the path.
  */
 export async function writeBenchResults(
   name: string,

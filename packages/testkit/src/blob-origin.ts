@@ -11,7 +11,7 @@ export interface BlobOrigin {
   url: string;
   /** Requests received. */
   readonly requests: number;
-  /** Requests answered 400 because they carried an Authorization header. */
+  /** Requests rejected with 400 because they carried an Authorization header. */
   readonly rejectedWithAuthorization: number;
   stop(): Promise<void>;
 }
@@ -44,15 +44,12 @@ function sendError(res: ServerResponse, status: number, message: string): void {
 async function serveFile(root: string, req: IncomingMessage, res: ServerResponse) {
   const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://origin.invalid').pathname);
   const path = resolve(root, `.${pathname}`);
-  if (path !== root && !path.startsWith(root + sep)) {
-    sendError(res, 404, 'not found');
-    return;
-  }
-  const info = await stat(path).catch(() => undefined);
+  const info = path.startsWith(root + sep) ? await stat(path).catch(() => undefined) : undefined;
   if (!info?.isFile()) {
-    sendError(res, 404, 'not found');
+    sendError(res, 404, `file ${pathname} not found in the registry storage folder`);
     return;
   }
+
   const headers = {
     'accept-ranges': 'bytes',
     'content-type': 'application/octet-stream',
@@ -68,6 +65,7 @@ async function serveFile(root: string, req: IncomingMessage, res: ServerResponse
     res.end();
     return;
   }
+
   const { start, end } = range ?? { start: 0, end: info.size - 1 };
   res.writeHead(range ? 206 : 200, {
     ...headers,

@@ -117,7 +117,7 @@ export async function provisionTestDatabase(
   const admin = new pg.Client({ connectionString: adminUrl });
   try {
     await admin.connect();
-    // Advisory locks belong to one database; every caller takes it in the TEST_DATABASE_URL one.
+    // Advisory locks are per database, so every caller locks in the one TEST_DATABASE_URL names.
     await admin.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(template)]);
     try {
       await ensureTemplate(admin, adminUrl, template, opts);

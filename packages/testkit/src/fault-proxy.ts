@@ -24,7 +24,7 @@ export interface FaultRules {
   /** Pause the response this long: before the headers, or after stallAfterBytes body bytes. */
   stallSeconds?: number;
   stallAfterBytes?: number;
-  /** Answer the nth matching request (1-based, counted from setRules) without forwarding it. */
+  /** Respond to the nth matching request (1-based, counted from setRules) without forwarding it. */
   statusForRequest?: {
     n: number;
     status: number;
@@ -205,7 +205,7 @@ async function pumpBody(
   return 'done';
 }
 
-function answerInjectedStatus(
+function sendInjectedStatus(
   req: IncomingMessage,
   res: ServerResponse,
   injected: NonNullable<FaultRules['statusForRequest']>[number],
@@ -235,7 +235,7 @@ async function handle(state: ProxyState, req: IncomingMessage, res: ServerRespon
     state.matchedSinceRules++;
     const injected = rules.statusForRequest?.find((s) => s.n === state.matchedSinceRules);
     if (injected) {
-      answerInjectedStatus(req, res, injected);
+      sendInjectedStatus(req, res, injected);
       return;
     }
   }
@@ -336,7 +336,7 @@ export async function startFaultProxy(
   };
   const server = createServer((req, res) => {
     handle(state, req, res).catch((err: unknown) => {
-      // The target failed or closed: answer 502 if nothing was sent yet, else drop the socket.
+      // The target failed or closed: send 502 if nothing was sent yet, else drop the socket.
       if (!res.headersSent) {
         res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(`fault proxy: request to ${target.origin} failed: ${String(err)}\n`);

@@ -156,7 +156,7 @@ const pendingBuilds = new Map<string, Promise<TestImages>>();
 /**
  * Builds the deterministic OCI test images offline with umoci and busybox-static, or returns the
  * cached set. The cache key hashes the recipe version, the options and the busybox binary, so the
- * same inputs give the same digests on every run and machine.
+ * same inputs give the same digests on every run.
  */
 export async function buildTestImages(opts: BuildTestImagesOptions = {}): Promise<TestImages> {
   const largeLayerMiB = opts.largeLayerMiB ?? DEFAULT_LARGE_LAYER_MIB;
@@ -277,8 +277,7 @@ async function sha256File(path: string): Promise<string> {
 
 /**
  * Writes `bytes` of AES-256-CTR keystream keyed by sha256(seed): pseudo-random, incompressible
- * and identical for the same seed. Node's crypto is OpenSSL, so this equals
- * `openssl enc -aes-256-ctr` over zeros with that key and a zero IV.
+ * and identical for the same seed. It equals `openssl enc -aes-256-ctr -K <key> -iv 0` over zeros.
  */
 async function writePseudoRandomFile(path: string, seed: string, bytes: number): Promise<void> {
   const key = createHash('sha256').update(seed).digest();
@@ -292,7 +291,10 @@ async function writePseudoRandomFile(path: string, seed: string, bytes: number):
   await pipeline(Readable.from(keystream()), createWriteStream(path));
 }
 
-/** Creates the files that go into the images, with fixed modes so the umask does not matter. */
+/**
+ * Creates the files that go into the images, with fixed modes so the umask does not matter.
+ * NOTE: layers record the files' owner, so a build by a user other than root gives other digests.
+ */
 async function writeSources(srcDir: string, largeLayerMiB: number): Promise<void> {
   const rootfs = join(srcDir, 'rootfs');
   for (const dir of ['bin', 'etc', 'tmp']) await mkdir(join(rootfs, dir), { recursive: true });

@@ -1,5 +1,5 @@
-// TODO: import these from @edge/oci once its media-type table is committed; the values are fixed
-// by the OCI image-spec and the Docker image manifest v2 schema 2.
+// Values fixed by the OCI image-spec and Docker image manifest v2 schema 2.
+// TODO: import them from @edge/oci, once importing it cannot create a build cycle.
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
@@ -9,7 +9,7 @@ export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 export const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
 /**
- * `Accept` for manifest requests: docker-registry 2.8 answers 404 for OCI content, even by digest,
+ * `Accept` for manifest requests: docker-registry 2.8 returns 404 for OCI content, even by digest,
  * unless the request accepts its media type.
  */
 export const MANIFEST_ACCEPT = [

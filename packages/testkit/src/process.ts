@@ -152,7 +152,7 @@ export interface WaitForHttpOptions {
   process?: ManagedProcess;
 }
 
-/** Polls `url` with GET until it answers one of `expectStatus`, or throws HTTP_NOT_READY. */
+/** Polls `url` with GET until it returns one of `expectStatus`, or throws HTTP_NOT_READY. */
 export async function waitForHttp(url: string, opts: WaitForHttpOptions = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const expected = opts.expectStatus ?? [200];
@@ -186,7 +186,7 @@ export async function waitForHttp(url: string, opts: WaitForHttpOptions = {}): P
     if (Date.now() >= deadline) {
       throw new TestkitError(
         'HTTP_NOT_READY',
-        `${url} did not answer ${expected.join(' or ')} within ${timeoutMs} ms (last: ${last}); ` +
+        `${url} did not return ${expected.join(' or ')} within ${timeoutMs} ms (last: ${last}); ` +
           'check that the server started and listens on that address',
       );
     }

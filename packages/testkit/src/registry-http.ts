@@ -3,8 +3,8 @@ import { request } from 'undici';
 import { TestkitError } from './errors.js';
 import type { RegistryHandle } from './registry.js';
 
-// TODO: replace with the @edge/oci registry client once it pushes blobs and manifests with Basic
-// and Bearer auth; the test kit needs only these few authenticated requests.
+// The test kit needs only these few authenticated requests.
+// TODO: replace them with the @edge/oci registry client once it pushes blobs and manifests.
 
 /** Limit of an error body quoted in a message, in characters. */
 const ERROR_BODY_LIMIT_CHARS = 2000;
@@ -54,7 +54,7 @@ export class RegistrySession {
 
   /**
    * Sends one request. `body` is a factory so a streamed body can be created again when the
-   * first attempt is answered with a Bearer challenge.
+   * first attempt gets a Bearer challenge.
    */
   async send(
     method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE',

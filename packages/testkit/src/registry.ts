@@ -16,7 +16,7 @@ import type { TokenServer } from './token-server.js';
 const REGISTRY_BINARY = '/usr/bin/docker-registry';
 /** Start attempts when another process takes the probed port first. */
 const REGISTRY_START_ATTEMPTS = 3;
-/** Time a registry gets to answer GET /v2/, in milliseconds; it is usually ready in ~50 ms. */
+/** Time a registry gets to respond to GET /v2/, in milliseconds; it is usually ready in ~50 ms. */
 const REGISTRY_READY_TIMEOUT_MS = 15_000;
 /** Time a registry gets to exit after SIGTERM before SIGKILL, in milliseconds. */
 const REGISTRY_STOP_TIMEOUT_MS = 5_000;
@@ -62,7 +62,7 @@ export interface RegistryUser {
 export interface StartRegistryOptions {
   /** Default 'none'. */
   auth?: RegistryAuth;
-  /** Blob GET and HEAD answer 307 to a second origin that serves the storage folder. */
+  /** Blob GET and HEAD return 307 to a second origin that serves the storage folder. */
   redirectBlobs?: boolean;
   /** Token mode: lifetime of issued tokens in seconds (default 300). */
   tokenTtlSeconds?: number;

@@ -28,7 +28,7 @@ export interface TokenServerOptions {
   ttlSeconds: number;
   authorize: TokenAuthorizer;
   /**
-   * How the JWT header names its key: 'kid' (the libtrust key id of the certificate, default) or
+   * Key reference in the JWT header: 'kid' (the libtrust key id of the certificate, default) or
    * 'x5c' (the certificate itself). docker-registry 2.8 accepts both.
    */
   keyHeader?: 'kid' | 'x5c';
@@ -109,9 +109,9 @@ function ruleMatches(rule: AccessRule, repository: string): boolean {
 const FULL_ACCESS: AccessRule[] = [{ repository: '*', actions: ['*'] }];
 
 /**
- * Builds the authorizer of a users table: a known user with the right password gets the actions
- * its rules allow; the catalog (`registry:catalog:*`) needs a rule '*' with action '*'.
- * Anonymous requests get no actions, wrong passwords are rejected.
+ * Builds the authorizer of a users table. A known user with the right password gets the actions
+ * its rules allow, and the catalog (`registry:catalog:*`) needs a rule '*' with action '*'.
+ * Anonymous requests get no actions. Wrong passwords are rejected.
  */
 export function usersAuthorizer(users: Record<string, RegistryUser>): TokenAuthorizer {
   return ({ username, password, scopes }) => {
@@ -305,7 +305,12 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       const form = tokenFormSchema.safeParse(req.body);
       if (!form.success || form.data.grant_type !== 'password') {
         return reply.code(400).send({
-          errors: [{ code: 'UNSUPPORTED_GRANT_TYPE', message: 'only grant_type=password' }],
+          errors: [
+            {
+              code: 'UNSUPPORTED_GRANT_TYPE',
+              message: 'invalid token request: the form must contain grant_type=password',
+            },
+          ],
         });
       }
       if (!checkService(reply, form.data.service)) return reply;
@@ -330,7 +335,10 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       },
       setTtlSeconds(seconds: number) {
         if (!Number.isInteger(seconds)) {
-          throw new TestkitError('INVALID_OPTIONS', `setTtlSeconds: ${seconds} is not whole`);
+          throw new TestkitError(
+            'INVALID_OPTIONS',
+            `setTtlSeconds: ${seconds} is invalid; give a whole number of seconds`,
+          );
         }
         ttlSeconds = seconds;
       },

@@ -15,7 +15,7 @@ function key(suffix: string): string {
   return templateKey;
 }
 
-/** A migration that creates one table and counts its calls. */
+/** Builds a migration that creates one table and records its calls. */
 function countingMigration() {
   const calls: string[] = [];
   const migrate = async (url: string) => {

@@ -170,7 +170,7 @@ describe('startFaultProxy', () => {
     expect(res.headers?.['x-injected']).toBe('yes');
   });
 
-  it('answers a range with an earlier start', async () => {
+  it('shifts the start of a range', async () => {
     proxy.setRules({ shiftRangeStart: 10 });
     const res = await fetchThroughProxy(blobPath, { range: 'bytes=1000-' });
     expect(res.status).toBe(206);

@@ -9,7 +9,7 @@ beforeAll(async () => {
   images = await buildTestImages({ largeLayerMiB: 1 });
 });
 
-/** The largest layer of app-a:1: the 5 MiB pseudo-random one. */
+/** Finds the top layer of app-a:1, the only blob between 5 and 6 MiB. */
 function appALayer(): { digest: string; size: number } {
   const layers = images.blobs.filter((b) => b.size > 1024 * 1024);
   const layer = layers.find((b) => b.size > 5 * 1024 * 1024 && b.size < 6 * 1024 * 1024);

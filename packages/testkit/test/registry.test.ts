@@ -68,7 +68,7 @@ describe('startRegistry auth none', () => {
     await registry.stop();
   });
 
-  it('answers /v2/ with 200 on loopback', async () => {
+  it('serves /v2/ on loopback', async () => {
     expect(registry.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(registry.host).toBe(registry.url.replace('http://', ''));
     expect(registry.username).toBeUndefined();
