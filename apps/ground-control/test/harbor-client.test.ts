@@ -433,6 +433,63 @@ describe('harbor client robot accounts', () => {
     expect(await client.findRobotByName('sat-delete')).toBeNull();
   });
 
+  it('provisions a new robot', async () => {
+    const provisioned = await client.provisionRobot({
+      name: 'sat-provision',
+      projects: ['alpha'],
+      durationDays: 3,
+    });
+    expect(provisioned.adopted).toBe(false);
+    expect((await client.getRobot(provisioned.id)).projects).toEqual(['alpha']);
+  });
+
+  it('adopts a robot left by an earlier attempt', async () => {
+    const earlier = await client.createRobot({
+      name: 'sat-adopt',
+      projects: ['alpha'],
+      durationDays: 3,
+    });
+    const disable = await fetch(`${harbor.apiUrl}/robots/${earlier.id}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${harbor.admin.username}:${harbor.admin.password}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        name: earlier.name,
+        level: 'system',
+        disable: true,
+        permissions: [
+          {
+            kind: 'project',
+            namespace: 'alpha',
+            access: [{ resource: 'repository', action: 'pull' }],
+          },
+        ],
+      }),
+    });
+    expect(disable.status).toBe(200);
+
+    const adopted = await client.provisionRobot({
+      name: 'sat-adopt',
+      projects: ['beta'],
+      durationDays: 3,
+    });
+    expect(adopted.adopted).toBe(true);
+    expect(adopted.id).toBe(earlier.id);
+    expect(adopted.secret).not.toBe(earlier.secret);
+    const robot = await client.getRobot(earlier.id);
+    expect(robot.projects).toEqual(['beta']);
+    expect(robot.disabled).toBe(false);
+    const scopes = [{ type: 'repository', name: 'beta/app', actions: ['pull'] }];
+    const grant = await harbor.authorizeToken({
+      username: adopted.name,
+      password: adopted.secret,
+      scopes,
+    });
+    expect(grant).toMatchObject({ ok: true, access: scopes });
+  });
+
   it('logs requests without secrets', async () => {
     const created = await client.createRobot({
       name: 'sat-logs',

@@ -204,6 +204,32 @@ export class HarborClient {
     };
   }
 
+  /**
+   * Creates the robot, or adopts the system-level robot of that name that an earlier attempt
+   * created before its id was stored. Adopting replaces the robot's projects, enables it, extends
+   * it by `durationDays` (unless -1) and refreshes its secret, because the old secret is unknown.
+   */
+  async provisionRobot(input: CreateRobotInput): Promise<CreatedRobot & { adopted: boolean }> {
+    try {
+      return { ...(await this.createRobot(input)), adopted: false };
+    } catch (err) {
+      if (!(err instanceof HarborClientError) || err.code !== 'HARBOR_CONFLICT') throw err;
+    }
+    const existing = await this.findRobotByName(input.name);
+    if (!existing) {
+      throw new HarborClientError(
+        'HARBOR_CONFLICT',
+        `Harbor reported robot name ${input.name} as taken, but no system-level robot has it; pick another name`,
+        { status: 409, method: 'POST', path: '/api/v2.0/robots' },
+      );
+    }
+    const permissions = nonEmptyProjects(input.projects, 'provisionRobot');
+    await this.#putRobot(existing, { permissions, disabled: false });
+    const extension = input.durationDays === -1 ? {} : { extendDays: input.durationDays };
+    const refreshed = await this.refreshRobotSecret(existing.id, extension);
+    return { id: existing.id, name: existing.name, ...refreshed, adopted: true };
+  }
+
   /** Reads one robot, or throws `HARBOR_NOT_FOUND` when it does not exist. */
   async getRobot(id: number): Promise<HarborRobot> {
     const response = await this.#http.send('GET', `/robots/${id}`, { expect: [200] });
@@ -272,7 +298,7 @@ export class HarborClient {
 
   async #putRobot(
     robot: HarborRobot,
-    changes: { permissions?: HarborRobotPermission[]; durationDays?: number },
+    changes: { permissions?: HarborRobotPermission[]; durationDays?: number; disabled?: boolean },
   ): Promise<void> {
     await this.#http.send('PUT', `/robots/${robot.id}`, {
       body: {
@@ -280,7 +306,7 @@ export class HarborClient {
         description: robot.description,
         level: robot.level,
         duration: changes.durationDays ?? robot.durationDays,
-        disable: robot.disabled,
+        disable: changes.disabled ?? robot.disabled,
         permissions: changes.permissions ?? robot.permissions,
       },
       expect: [200],

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { pullProjectsOf, robotPermissionsForProjects } from './permissions.js';
+import {
+  projectsOfRepositories,
+  pullProjectsOf,
+  robotPermissionsForProjects,
+} from './permissions.js';
 
 const pull = (namespace: string) => ({
   kind: 'project',
@@ -92,5 +96,24 @@ describe('pullProjectsOf', () => {
       'beta',
       'gamma',
     ]);
+  });
+});
+
+describe('projectsOfRepositories', () => {
+  it.each([
+    { case: 'one repository', repositories: ['team-a/app'], expected: ['team-a'] },
+    { case: 'nested path', repositories: ['team-a/tools/cli'], expected: ['team-a'] },
+    {
+      case: 'union of groups',
+      repositories: ['team-b/web', 'team-a/app', 'team-b/api', 'base/os'],
+      expected: ['base', 'team-a', 'team-b'],
+    },
+    { case: 'nothing', repositories: [], expected: [] },
+  ])('finds projects for $case', ({ repositories, expected }) => {
+    expect(projectsOfRepositories(repositories)).toEqual(expected);
+  });
+
+  it.each(['busybox', 'Team/app', '/app', '-x/app'])('rejects repository %j', (repository) => {
+    expect(() => projectsOfRepositories([repository])).toThrow(TypeError);
   });
 });

@@ -55,3 +55,24 @@ export function pullProjectsOf(permissions: readonly HarborRobotPermission[]): s
   }
   return [...projects].sort();
 }
+
+/**
+ * Names the Harbor projects that hold `repositories` (paths such as `team-a/app` or
+ * `team-a/tools/cli`), which is each path's first component. Returns each project once, sorted.
+ * Throws `TypeError` for a name without a slash, because Harbor files every repository under a
+ * project.
+ */
+export function projectsOfRepositories(repositories: Iterable<string>): string[] {
+  const projects = new Set<string>();
+  for (const repository of repositories) {
+    const slash = repository.indexOf('/');
+    const project = repository.slice(0, Math.max(slash, 0));
+    if (slash < 0 || !HARBOR_NAME_PATTERN.test(project)) {
+      throw new TypeError(
+        `repository ${JSON.stringify(repository)} is invalid for Harbor: it must start with a Harbor project name and a slash, as in team-a/app`,
+      );
+    }
+    projects.add(project);
+  }
+  return [...projects].sort();
+}

@@ -17,8 +17,7 @@ const ADMIN_ACTIONS = new Set(['pull', 'push', 'delete', '*']);
 
 function projectOf(repository: string): string | undefined {
   const slash = repository.indexOf('/');
-  // NOTE: real Harbor maps a repository without a slash to the `library` project, but the
-  // double grants nothing on such names.
+  // Harbor reads no project from a name without a slash, so such a repository gets nothing.
   return slash > 0 ? repository.slice(0, slash) : undefined;
 }
 
