@@ -241,8 +241,8 @@ export async function runAlternating(opts: {
 }
 
 /**
- * Turns a comparison into figures: per metric one for A (peer = B's median, ratio = the median
- * of the pairwise ratios A/B) and one for B.
+ * Turns a comparison into figures. Per metric: one for A (peer = B's median, ratio = the median
+ * of the pairwise ratios A/B), one for B, and one for the pairwise ratio with its spread.
  */
 function comparisonFigures(a: SideResult, b: SideResult, ratios: Record<string, Stats>): Figure[] {
   const figures: Figure[] = [];
@@ -265,6 +265,17 @@ function comparisonFigures(a: SideResult, b: SideResult, ratios: Record<string, 
         peer: aStats.median,
         ratio: ratios[key] ? 1 / ratios[key].median : null,
         ...bStats,
+      });
+    }
+    const ratio = ratios[key];
+    if (ratio) {
+      figures.push({
+        name: `${a.label}/${b.label} ${key}`,
+        unit: 'ratio',
+        value: ratio.median,
+        peer: null,
+        ratio: ratio.median,
+        ...ratio,
       });
     }
   }

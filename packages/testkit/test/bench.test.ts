@@ -102,6 +102,8 @@ describe('runAlternating', () => {
     expect(result.a.measurements).toHaveLength(2);
     expect(result.ratios.wallMs).toEqual({ min: 2, median: 2, max: 2 });
     expect(result.ratios.bytes).toEqual({ min: 1, median: 1, max: 1 });
+    const ratio = result.figures.find((f) => f.name === 'a/b wallMs');
+    expect(ratio).toMatchObject({ unit: 'ratio', value: 2, min: 2, median: 2, max: 2 });
     const wall = result.figures.find((f) => f.name === 'a wallMs');
     expect(wall).toMatchObject({ unit: 'ms', value: 20, peer: 10, ratio: 2, min: 20, max: 20 });
   });

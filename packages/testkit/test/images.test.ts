@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -138,6 +138,27 @@ describe('buildTestImages', () => {
     expect(again.layoutDir).toBe(first.layoutDir);
     expect((await stat(metadata)).mtimeMs).toBe(before.mtimeMs);
     expect(digestsOf(again)).toEqual(digestsOf(first));
+  });
+
+  it('survives two builds racing for one folder', async () => {
+    // Two cache paths that name one folder (through a symlink) bypass the in-process memo, so
+    // both builds run and race for the final rename, as two vitest workers would.
+    const link = `${cacheDirs[1]}-link`;
+    const raceDir = await mkdtemp(join(tmpdir(), 'testkit-race-'));
+    await symlink(raceDir, link);
+    try {
+      const [viaDir, viaLink] = await Promise.all([
+        buildTestImages({ largeLayerMiB: 1, cacheDir: raceDir }),
+        buildTestImages({ largeLayerMiB: 1, cacheDir: link }),
+      ]);
+      expect(digestsOf(viaLink)).toEqual(digestsOf(viaDir));
+      const entries = await readdir(raceDir);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      await rm(link, { force: true });
+      await rm(raceDir, { recursive: true, force: true });
+    }
   });
 
   it('rejects an invalid largeLayerMiB', async () => {
