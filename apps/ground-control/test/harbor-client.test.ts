@@ -239,6 +239,33 @@ describe('harbor client connection checks', () => {
     expect(error.message).toContain('GET /projects');
   });
 
+  it('maps a 503 envelope to server error', async () => {
+    const url = await startLoopbackServer((_request, response) => {
+      response.statusCode = 503;
+      response.setHeader('content-type', 'application/json');
+      response.setHeader('x-request-id', 'upstream-req-7');
+      response.end('{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}');
+    });
+    const failing = newClient({ url });
+    const error = await expectHarborError(failing.listProjects(), 'HARBOR_SERVER_ERROR', 503);
+    expect(error.harborCode).toBe('UNKNOWN');
+    expect(error.requestId).toBe('upstream-req-7');
+    expect(error.message).toContain('internal server error');
+  });
+
+  it('rejects an oversized response body', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const url = await startLoopbackServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.write('[');
+      for (let index = 0; index < 5; index += 1) response.write(chunk);
+      response.end(']');
+    });
+    const flooding = newClient({ url });
+    const error = await expectHarborError(flooding.listProjects(), 'HARBOR_INVALID_RESPONSE');
+    expect(error.message).toContain('over 4194304 bytes');
+  });
+
   it('rejects an invalid URL', () => {
     expect(() => newClient({ url: 'ftp://127.0.0.1' })).toThrow(TypeError);
   });

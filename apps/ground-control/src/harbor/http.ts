@@ -57,6 +57,14 @@ function headerValue(headers: HarborResponse['headers'], name: string): string |
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** A response body longer than the client reads. */
+class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`response body exceeds ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
 async function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -65,7 +73,7 @@ async function readBody(body: Dispatcher.ResponseData['body'], limit: number): P
     size += buffer.length;
     if (size > limit) {
       body.destroy();
-      throw new RangeError(`response body exceeds ${limit} bytes`);
+      throw new BodyTooLargeError(limit);
     }
     chunks.push(buffer);
   }
@@ -151,6 +159,13 @@ export class HarborHttp {
         text = await readBody(response.body, success ? MAX_RESPONSE_BYTES : MAX_ERROR_BYTES);
       }
     } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        throw new HarborClientError(
+          'HARBOR_INVALID_RESPONSE',
+          `Harbor ${method} ${apiPath} returned a body over ${err.limit} bytes; ${NEXT_STEP.HARBOR_INVALID_RESPONSE}`,
+          { method, path: apiPath, cause: err },
+        );
+      }
       throw this.#transportError(err, method, apiPath);
     }
 
