@@ -132,6 +132,7 @@ export async function buildApp(
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
     app.decorateRequest('principal', null);
+    app.decorateRequest('satellite', null);
     installErrorHandlers(app);
     installAccessLog(app, metrics);
 

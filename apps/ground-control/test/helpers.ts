@@ -122,7 +122,9 @@ export async function startApp(
   };
 }
 
-export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
+export function json<T = Record<string, unknown>>(
+  response: Pick<LightMyRequestResponse, 'body'>,
+): T {
   return JSON.parse(response.body) as T;
 }
 
@@ -138,6 +140,13 @@ export async function login(
   });
   if (response.statusCode !== 200) throw new Error(`login failed: ${response.body}`);
   return json<{ token: string }>(response).token;
+}
+
+/** Throws when a fixture request in a setup hook did not return the expected status. */
+export function assertStatus(response: LightMyRequestResponse, status: number): void {
+  if (response.statusCode !== status) {
+    throw new Error(`expected status ${status}, got ${response.statusCode}: ${response.body}`);
+  }
 }
 
 export function bearer(token: string): Record<string, string> {

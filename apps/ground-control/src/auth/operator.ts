@@ -70,7 +70,10 @@ async function resolvePrincipal(context: AppContext, token: string): Promise<Pri
   return null;
 }
 
-/** Returns a preHandler that requires a session or API token with at least the given role. */
+/**
+ * Returns an onRequest hook that requires a session or API token with at least the given role.
+ * It runs before body validation, so an anonymous caller learns nothing about the schemas.
+ */
 export function requireRole(context: AppContext, role: Role) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;

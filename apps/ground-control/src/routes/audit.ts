@@ -11,7 +11,7 @@ export function registerAuditRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/audit',
     {
-      preHandler: requireRole(context, 'admin'),
+      onRequest: requireRole(context, 'admin'),
       schema: {
         tags: ['audit'],
         security: bearerAuth,

@@ -62,7 +62,7 @@ export function registerAuthRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/auth/session',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         summary: 'Log out: end the session of the bearer token',
@@ -80,7 +80,7 @@ export function registerAuthRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/auth/me',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         summary: 'The user behind the bearer token',
@@ -99,7 +99,7 @@ export function registerAuthRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/tokens',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         summary: "List the caller's API tokens",
@@ -120,7 +120,7 @@ export function registerAuthRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/tokens',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         summary: 'Create an API token for the caller; the token is shown only in this response',
@@ -160,7 +160,7 @@ export function registerAuthRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/tokens/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         summary: "Delete one of the caller's API tokens",

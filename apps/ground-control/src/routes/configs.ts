@@ -31,7 +31,7 @@ export function registerConfigRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/configs',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -48,7 +48,7 @@ export function registerConfigRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/configs/:name',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -63,7 +63,7 @@ export function registerConfigRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/configs',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -96,7 +96,7 @@ export function registerConfigRoutes(app: ZodApp, context: AppContext): void {
   app.patch(
     '/api/v1/configs/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -133,7 +133,7 @@ export function registerConfigRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/configs/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,

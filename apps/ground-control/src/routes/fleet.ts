@@ -72,7 +72,7 @@ export function registerFleetRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/fleet',
     {
-      preHandler: requireRole(context, 'viewer'),
+      onRequest: requireRole(context, 'viewer'),
       schema: {
         tags: ['fleet'],
         security: bearerAuth,

@@ -135,7 +135,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/groups',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -152,7 +152,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/groups/:name',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -167,7 +167,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/groups',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -209,7 +209,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.patch(
     '/api/v1/groups/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -251,7 +251,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.put(
     '/api/v1/groups/:name/selections',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -281,7 +281,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/groups/:name/resolve',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -306,7 +306,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/groups/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,

@@ -48,7 +48,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/registries',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -65,7 +65,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/registries/:name',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -80,7 +80,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/registries',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -139,7 +139,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
   app.patch(
     '/api/v1/registries/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -201,7 +201,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/registries/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,

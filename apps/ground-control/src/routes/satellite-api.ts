@@ -14,7 +14,7 @@ import {
   statusReportSchema,
   statusResponseSchema,
 } from '@edge/contract';
-import { SATELLITE_CHANNEL } from '../auth/satellite.js';
+import { SATELLITE_CHANNEL, type AuthenticatedSatellite } from '../auth/satellite.js';
 import type { AppContext } from '../context.js';
 import { hashToken } from '../crypto/tokens.js';
 import { notify } from '../db/database.js';
@@ -31,6 +31,19 @@ const STATUS_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 const LAST_SEEN_WRITE_INTERVAL_MS = 15_000;
 
 const satelliteSecurity = [{ satelliteJwt: [] }];
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    satellite: AuthenticatedSatellite | null;
+  }
+}
+
+function satelliteOf(request: FastifyRequest): AuthenticatedSatellite {
+  if (request.satellite === null) {
+    throw new AppError('SATELLITE_TOKEN_INVALID', 'route has no satellite authentication hook');
+  }
+  return request.satellite;
+}
 
 function checkProtocolVersion(version: number): void {
   if (version < MIN_PROTOCOL_VERSION) {
@@ -93,6 +106,10 @@ async function joinFailure(context: AppContext, tokenHash: string): Promise<AppE
 
 export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): void {
   const tags = ['satellite protocol'];
+  // Authentication runs before validation, like the operator API's role check.
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    request.satellite = await context.satelliteAuth.authenticate(request.headers.authorization);
+  };
 
   app.post(
     `${SATELLITE_API_PREFIX}/join`,
@@ -163,6 +180,7 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
   app.get(
     `${SATELLITE_API_PREFIX}/state`,
     {
+      onRequest: authenticate,
       schema: {
         tags,
         summary: 'Desired state; ETag, If-None-Match and long-polling with ?wait=N',
@@ -173,7 +191,7 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
     },
     async (request, reply) => {
       checkProtocolVersion(headerVersion(request));
-      const satellite = await context.satelliteAuth.authenticate(request.headers.authorization);
+      const satellite = satelliteOf(request);
       const waitSeconds = Math.min(request.query.wait ?? 0, STATE_WAIT_MAX_SECONDS);
       const ifNoneMatch = request.headers['if-none-match'];
       await touchLastSeen(context, satellite.id);
@@ -213,6 +231,7 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
   app.post(
     `${SATELLITE_API_PREFIX}/status`,
     {
+      onRequest: authenticate,
       bodyLimit: STATUS_BODY_LIMIT_BYTES,
       schema: {
         tags,
@@ -224,7 +243,7 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
     },
     async (request) => {
       checkProtocolVersion(request.body.protocolVersion);
-      const satellite = await context.satelliteAuth.authenticate(request.headers.authorization);
+      const satellite = satelliteOf(request);
       const desiredRevision = await recordStatus(context, satellite.id, request.body);
       context.metrics.statusReports.inc();
       return { protocolVersion: PROTOCOL_VERSION, desiredRevision };

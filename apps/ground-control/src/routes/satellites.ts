@@ -131,7 +131,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.get(
     '/api/v1/satellites',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -168,7 +168,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.get(
     '/api/v1/satellites/:name',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,
@@ -183,7 +183,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.post(
     '/api/v1/satellites',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -230,7 +230,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.patch(
     '/api/v1/satellites/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -276,7 +276,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.post(
     '/api/v1/satellites/:name/join-token',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -316,7 +316,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.post(
     '/api/v1/satellites/:name/revoke',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -356,7 +356,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.delete(
     '/api/v1/satellites/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -385,7 +385,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
   app.get(
     '/api/v1/satellites/:name/status',
     {
-      preHandler: viewer,
+      onRequest: viewer,
       schema: {
         tags,
         security,

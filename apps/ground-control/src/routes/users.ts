@@ -24,7 +24,7 @@ export function registerUserRoutes(app: ZodApp, context: AppContext): void {
   app.get(
     '/api/v1/users',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -41,7 +41,7 @@ export function registerUserRoutes(app: ZodApp, context: AppContext): void {
   app.post(
     '/api/v1/users',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -72,7 +72,7 @@ export function registerUserRoutes(app: ZodApp, context: AppContext): void {
   app.patch(
     '/api/v1/users/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
@@ -117,7 +117,7 @@ export function registerUserRoutes(app: ZodApp, context: AppContext): void {
   app.delete(
     '/api/v1/users/:name',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags,
         security,
