@@ -48,7 +48,7 @@ export interface SendOptions {
   body?: unknown;
   /** Send the account's credentials (default true). */
   authenticate?: boolean;
-  /** Statuses that count as success; any other becomes a `HarborClientError`. */
+  /** Statuses that count as success. Any other becomes a `HarborClientError`. */
   expect: readonly number[];
 }
 

@@ -220,6 +220,7 @@ export function registerRobotRoutes(app: FastifyInstance, ctx: RouteContext): vo
   });
 }
 
+// NOTE: without `sort` the double orders robots by id. Harbor's own default order was not checked.
 function sortRobots(robots: HarborRobotRecord[], sort: string | undefined): void {
   const keys = (sort ?? 'id').split(',').filter((key) => key !== '');
   for (const key of keys) {
