@@ -19,7 +19,8 @@ const USAGE = `usage: edge-registry serve --root DIR --listen HOST:PORT [options
   --tls-cert FILE            PEM certificate; serve HTTPS (with --tls-key)
   --tls-key FILE             PEM private key
   --gc-grace-seconds N       age below which unreferenced content is kept (default 86400)
-  --log-level LEVEL          pino level: fatal, error, warn, info, debug, trace (default info)`;
+  --log-level LEVEL          pino level: fatal, error, warn, info, debug, trace (default info)
+  --help                     print this text`;
 
 /** Seconds the server gets to finish open requests on SIGTERM or SIGINT before the process exits. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -75,24 +76,36 @@ async function credentialFrom(
   return [{ username: user, password }];
 }
 
+const SERVE_OPTIONS = {
+  help: { type: 'boolean' },
+  root: { type: 'string' },
+  listen: { type: 'string' },
+  push: { type: 'boolean' },
+  'pull-user': { type: 'string' },
+  'pull-password-file': { type: 'string' },
+  'push-user': { type: 'string' },
+  'push-password-file': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'gc-grace-seconds': { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
+
 async function serve(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      root: { type: 'string' },
-      listen: { type: 'string' },
-      push: { type: 'boolean' },
-      'pull-user': { type: 'string' },
-      'pull-password-file': { type: 'string' },
-      'push-user': { type: 'string' },
-      'push-password-file': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'gc-grace-seconds': { type: 'string' },
-      'log-level': { type: 'string' },
-    },
-  });
-  const parsed = optionsSchema.safeParse({ root: '', listen: '', ...values });
+  let values;
+  try {
+    values = parseArgs({ args: argv, options: SERVE_OPTIONS }).values;
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const { help: _help, ...rest } = values;
+  const parsed = optionsSchema.safeParse({ root: '', listen: '', ...rest });
   if (!parsed.success) {
     // Lists the option and the rule it broke, never the value (a mistyped path may be private).
     const problems = parsed.error.issues.map(

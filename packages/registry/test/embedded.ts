@@ -1,10 +1,28 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getFreePort, spawnProcess, waitForHttp, type RegistryHandle } from '@edge/testkit';
+import {
+  getFreePort,
+  spawnProcess,
+  waitForHttp,
+  type ManagedProcess,
+  type RegistryHandle,
+} from '@edge/testkit';
 
 /** The built serve command; tests that spawn the registry need `pnpm --filter @edge/registry build`. */
 export const CLI_PATH = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const READY_TIMEOUT_MS = 15_000;
+
+async function spawnServe(args: string[], url: string): Promise<ManagedProcess> {
+  const child = spawnProcess(process.execPath, args, { name: 'edge-registry' });
+  try {
+    await waitForHttp(`${url}/v2/`, { process: child, timeoutMs: READY_TIMEOUT_MS });
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+  return child;
+}
 
 /**
  * Starts `node dist/cli.js serve` on a free loopback port over `root` (a fresh folder by default)
@@ -16,34 +34,27 @@ export async function startEmbeddedRegistry(
   const ownsRoot = options.root === undefined;
   const root = options.root ?? (await mkdtemp(join(tmpdir(), 'registry-embedded-')));
   const port = await getFreePort();
-  const args = [
-    CLI_PATH,
-    'serve',
-    '--root',
-    root,
-    '--listen',
-    `127.0.0.1:${port}`,
+  const url = `http://127.0.0.1:${port}`;
+  const args = [CLI_PATH, 'serve', '--root', root, '--listen', `127.0.0.1:${port}`];
+  args.push(
     '--log-level',
     'warn',
-  ];
-  if (options.push) args.push('--push');
-  args.push(...(options.extraArgs ?? []));
-  const child = spawnProcess(process.execPath, args, { name: 'edge-registry' });
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHttp(`${url}/v2/`, { process: child, timeoutMs: 15_000 });
-  } catch (error) {
-    await child.stop();
-    throw error;
-  }
-  return {
+    ...(options.push ? ['--push'] : []),
+    ...(options.extraArgs ?? []),
+  );
+  const handle: RegistryHandle = {
     url,
     host: `127.0.0.1:${port}`,
     dataDir: root,
-    process: child,
+    process: await spawnServe(args, url),
     stop: async () => {
-      await child.stop();
+      await handle.process.stop();
       if (ownsRoot) await rm(root, { recursive: true, force: true });
     },
+    restart: async () => {
+      await handle.process.stop();
+      handle.process = await spawnServe(args, url);
+    },
   };
+  return handle;
 }

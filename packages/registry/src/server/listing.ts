@@ -81,8 +81,8 @@ export async function listReferrers(
   const manifests = await store.referrers(repository, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply
-    .type(MediaType.ociIndex)
+    .type(MediaType.OciIndex)
     .send(
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests })),
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })),
     );
 }

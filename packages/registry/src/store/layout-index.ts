@@ -181,6 +181,6 @@ export function serializeIndexFile(state: LayoutState): string {
     });
   }
   entries.push(...state.foreign);
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: entries };
+  const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: entries };
   return `${JSON.stringify(index, null, 1)}\n`;
 }

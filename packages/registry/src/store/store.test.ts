@@ -170,7 +170,7 @@ describe('OciStore manifests', () => {
     const store = await openStore();
     await put(store, fixtures.base);
     await expect(
-      store.putManifest('test/base', '2', fixtures.base.bytes, 'application/json'),
+      store.putManifest('test/base', '2', fixtures.base.bytes, 'application/vnd.example+json'),
     ).rejects.toMatchObject({
       code: 'MANIFEST_INVALID',
     });

@@ -42,6 +42,11 @@ import { UploadSessions } from './uploads.js';
 export const DEFAULT_GC_GRACE_PERIOD_MS = 24 * 60 * 60 * 1000;
 /** 4 MiB, the manifest size limit of CNCF Distribution; larger manifests are rejected. */
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Read size for serving blobs: 1 MiB instead of Node's 64 KiB default cuts the reads and socket
+ * writes per blob sixteenfold; memory per open response stays at a few of these chunks.
+ */
+const BLOB_READ_CHUNK_BYTES = 1024 * 1024;
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}\n';
 
 export interface OciStoreOptions {
@@ -292,11 +297,11 @@ export class OciStore {
       if (isNotFound(error)) throw blobNotFound(digest);
       throw error;
     }
-    return handle.createReadStream(
-      range === undefined
-        ? {}
-        : { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) },
-    );
+    return handle.createReadStream({
+      highWaterMark: BLOB_READ_CHUNK_BYTES,
+      ...(range === undefined ? {} : { start: range.start }),
+      ...(range?.end === undefined ? {} : { end: range.end }),
+    });
   }
 
   /** Deletes a blob that no recorded manifest uses; MANIFEST_REFERENCED otherwise. */
@@ -418,7 +423,7 @@ export class OciStore {
       const existing = state.manifests.get(digest);
       state.manifests.set(digest, {
         digest,
-        mediaType,
+        mediaType: parsed.mediaType,
         size: bytes.length,
         createdMs: existing?.createdMs ?? Date.now(),
       });
