@@ -9,6 +9,7 @@ import {
   readFile,
   rename,
   rm,
+  stat,
   symlink,
   writeFile,
 } from 'node:fs/promises';
@@ -38,6 +39,8 @@ const DEFAULT_LARGE_LAYER_MIB = 200;
 const FIXED_TIME = '2024-01-01T00:00:00Z';
 const FIXED_DATE = new Date(FIXED_TIME);
 const METADATA_FILE = 'testkit-images.json';
+/** Age after which a build folder counts as left by a crash, in milliseconds; a build takes seconds. */
+const STALE_BUILD_MS = 60 * 60 * 1000;
 const PRNG_CHUNK_BYTES = 1024 * 1024;
 const MIB = 1024 * 1024;
 
@@ -199,6 +202,7 @@ async function loadOrBuild(
   const cached = await loadCached(finalDir);
   if (cached) return cached;
   await mkdir(cacheDir, { recursive: true });
+  await removeStaleBuilds(cacheDir);
   const workDir = join(cacheDir, `.build-${key}-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(workDir);
@@ -220,6 +224,18 @@ async function loadOrBuild(
     );
   }
   return loaded;
+}
+
+/** Removes build folders that a crashed process left behind; live builds are far younger. */
+async function removeStaleBuilds(cacheDir: string): Promise<void> {
+  for (const entry of await readdir(cacheDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith('.build-')) continue;
+    const path = join(cacheDir, entry.name);
+    const info = await stat(path).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > STALE_BUILD_MS) {
+      await rm(path, { recursive: true, force: true });
+    }
+  }
 }
 
 function isErrno(err: unknown, code: string): boolean {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -158,6 +158,24 @@ describe('buildTestImages', () => {
     } finally {
       await rm(link, { force: true });
       await rm(raceDir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes stale build folders', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'testkit-stale-'));
+    try {
+      const stale = join(dir, '.build-crashed');
+      const fresh = join(dir, '.build-running');
+      await mkdir(stale);
+      await mkdir(fresh);
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await utimes(stale, twoHoursAgo, twoHoursAgo);
+      await buildTestImages({ largeLayerMiB: 1, cacheDir: dir });
+      const entries = await readdir(dir);
+      expect(entries).not.toContain('.build-crashed');
+      expect(entries).toContain('.build-running');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
