@@ -29,7 +29,7 @@ describe('spawnProcess', () => {
       '-c',
       'trap "" TERM; echo ready; while :; do sleep 0.05; done',
     ]);
-    await expect.poll(() => child.output()).toContain('ready');
+    await expect.poll(() => child.output(), { timeout: 10_000 }).toContain('ready');
     await child.stop('SIGTERM', 300);
     const exit = await child.exited;
     expect(exit.signal).toBe('SIGKILL');
