@@ -506,6 +506,17 @@ describe('harbor double projects', () => {
     expect(byName.body).toMatchObject({ name: 'delta' });
   });
 
+  it('hides permissions on a deleted project', async () => {
+    harbor.createProject('epsilon');
+    const robot = await createRobot('sat-epsilon', ['alpha', 'epsilon']);
+    expect((await call('DELETE', '/projects/epsilon', { auth: admin })).status).toBe(200);
+    const read = await call('GET', `/robots/${robot.id}`, { auth: admin });
+    expect((read.body as RobotJson).permissions).toEqual(pullPermissions('alpha'));
+    expect((await call('HEAD', '/projects?project_name=epsilon', { auth: admin })).status).toBe(
+      404,
+    );
+  });
+
   it('private project is 401 anonymous, 404 unknown', async () => {
     expect((await call('GET', '/projects/alpha')).status).toBe(401);
     expect((await call('GET', '/projects/nowhere', { auth: admin })).status).toBe(404);
