@@ -200,12 +200,12 @@ class Copier {
 
   private async updateFallbackTag(
     subject: Digest,
-    wanted: Descriptor[],
+    expected: Descriptor[],
     existing: Descriptor[],
   ): Promise<void> {
     const tag = referrersTag(subject);
     const known = new Set(existing.map((item) => item.digest));
-    const missing = wanted.filter((item) => !known.has(item.digest));
+    const missing = expected.filter((item) => !known.has(item.digest));
     if (missing.length === 0) return;
     let bytes: Buffer;
     if (existing.length === 0) {
@@ -216,7 +216,7 @@ class Copier {
       bytes =
         sourceIndex?.bytes ??
         Buffer.from(
-          JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: wanted }),
+          JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: expected }),
         );
     } else {
       bytes = Buffer.from(

@@ -111,9 +111,12 @@ describe.each(modes)('auth %s, redirects %s', (auth, redirectBlobs) => {
 
   it('pings with the configured credentials', async () => {
     const result = await clientFor(registry).ping(registry.host);
-    expect(result.authScheme).toBe(
-      auth === 'none' ? undefined : auth === 'basic' ? 'basic' : 'bearer',
-    );
+    const schemes: Record<RegistryAuth, string | undefined> = {
+      none: undefined,
+      basic: 'basic',
+      token: 'bearer',
+    };
+    expect(result.authScheme).toBe(schemes[auth]);
   });
 
   it('copies an index and referrers byte-identical', async () => {
@@ -246,8 +249,8 @@ describe('token expiry mid-download', () => {
   });
 
   // The transfer outlives the token and a cut forces a new request after it expired.
-  // NOTE: docker-registry 2.8 still accepted a token 2 s past its exp in this test, so the
-  // registry's 401 for an expired token is not reached here; the unit tests of AuthManager
+  // NOTE: docker-registry 2.8 still accepted a token 2 s past its exp in this test. So the
+  // registry's 401 for an expired token is not reached here, and the unit tests of AuthManager
   // cover the 401 path with a scripted token endpoint.
   it('renews an expired token after a cut', async () => {
     const client = clientFor(registry, {
@@ -287,7 +290,7 @@ describe('expired redirect target', () => {
     await pushTestImages(registry, images, { only: ['large:1'] });
     proxy = await startFaultProxy(registry.url);
     stops.push(() => proxy.stop());
-    // Imitates an object store (S3 and compatible) answering a pre-signed URL past its expiry.
+    // Imitates an object store (S3 and compatible) rejecting a pre-signed URL past its expiry.
     expired = createServer((_request, response) => {
       expiredRequests++;
       response.writeHead(403, { 'content-type': 'application/xml' });

@@ -224,6 +224,24 @@ describe('blobs', () => {
     }).rejects.toMatchObject({ code: 'SIZE_MISMATCH' });
   });
 
+  it('passes every byte through the bandwidth limiter', async () => {
+    const layer = await largestLayer();
+    const taken: number[] = [];
+    const bandwidth = {
+      take: (bytes: number) => {
+        taken.push(bytes);
+        return Promise.resolve();
+      },
+    };
+    const path = await client.downloadBlob(repo(source, 'test/large'), layer.digest, {
+      partialDirectory: join(work, 'limited'),
+      bandwidth,
+    });
+    await expect(sha256File(path)).resolves.toBe(layer.digest);
+    expect(taken.reduce((sum, bytes) => sum + bytes, 0)).toBe(layer.size);
+    expect(taken.length).toBeGreaterThan(1);
+  });
+
   it('downloads into a final file', async () => {
     const layer = await largestLayer();
     const folder = join(work, 'download');

@@ -93,7 +93,7 @@ describe('AuthManager', () => {
     const auth = new AuthManager(undefined, fetcher, manualClock());
     const first = await auth.onUnauthorized('h', CHALLENGE, PULL, undefined);
     await expect(auth.authorization('h', PULL)).resolves.toBe(first);
-    // Still valid by the client's clock, but the registry answered 401 to it.
+    // Still valid by the client's clock, but the registry returned 401 for it.
     await expect(auth.onUnauthorized('h', CHALLENGE, PULL, first)).resolves.toBe('Bearer new');
     await expect(auth.authorization('h', PULL)).resolves.toBe('Bearer new');
   });

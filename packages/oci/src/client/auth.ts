@@ -91,7 +91,7 @@ export class AuthManager {
   }
 
   /**
-   * Handles a 401: learns the challenge, forgets the token that was rejected and returns a
+   * Handles a 401: stores the challenge, drops the token that was rejected and returns a
    * new `Authorization` value, or undefined when no supported scheme can be answered.
    */
   async onUnauthorized(
@@ -114,8 +114,8 @@ export class AuthManager {
       // The same credentials were just rejected; sending them again cannot help.
       return value === rejected ? undefined : value;
     }
-    // The caller's scopes are complete for its call and match the cache key that
-    // authorization() uses; the challenge's own scope only fills in when the caller has none.
+    // The caller's scopes cover its call and match the cache key of authorization(). The
+    // challenge's own scope is used only when the caller passes none.
     const all = scopes.length > 0 ? mergeScopes(scopes) : this.challengeScopes(challenge);
     const key = this.tokenKey(challenge, all);
     const cached = this.tokens.get(key);

@@ -262,9 +262,9 @@ export class RegistryClient {
   }
 
   /**
-   * Fetches a manifest as exact bytes, at most `maxBytes`. When `reference` is a digest the
-   * bytes must hash to it; otherwise the digest is `Docker-Content-Digest`, checked against
-   * the bytes, or the sha256 of the bytes when the header is missing.
+   * Fetches a manifest as exact bytes, at most `maxBytes`. When `reference` is a digest, the
+   * bytes must hash to it. Otherwise the digest is `Docker-Content-Digest` (checked against the
+   * bytes), or the sha256 of the bytes when that header is missing.
    */
   async getManifest(
     repo: RepositoryRef,
@@ -578,9 +578,9 @@ export class RegistryClient {
   }
 
   /**
-   * Lists the manifests that refer to `digest` through `subject`: from the referrers API, or,
-   * when the registry answers 404 there, from the `<algorithm>-<hex>` tag. Only an OCI index
-   * with the OCI index content type counts as an answer.
+   * Lists the manifests that refer to `digest` through `subject`, from the referrers API or,
+   * when that returns 404, from the `<algorithm>-<hex>` tag. Only an OCI index with the OCI
+   * index content type counts as a referrers list.
    */
   async referrers(
     repo: RepositoryRef,
@@ -614,7 +614,7 @@ export class RegistryClient {
       return { descriptors: filter(fromApi, applied), source: 'api' };
     }
 
-    // docker-registry 2.8 has no referrers API and answers a plain-text 404.
+    // docker-registry 2.8 has no referrers API and returns a plain-text 404.
     const tag = referrersTag(digest);
     let fetched: FetchedManifest;
     try {
@@ -640,7 +640,7 @@ export class RegistryClient {
     return { descriptors: filter(fetched.manifest.manifests, false), source: 'tag' };
   }
 
-  /** Returns the descriptors of a referrers API answer, or undefined when it is not an OCI index. */
+  /** Returns the descriptors of a referrers API response, or undefined when it is not an OCI index. */
   private async indexBody(response: HttpResponse): Promise<Descriptor[] | undefined> {
     const type = headerValue(response.headers, 'content-type');
     if (response.status !== 200 || type === undefined || essenceOf(type) !== MediaType.OciIndex) {
@@ -653,7 +653,10 @@ export class RegistryClient {
         response.body,
         this.manifestMaxBytes,
         () =>
-          new OciError('MANIFEST_TOO_LARGE', 'Referrers answer exceeds the manifest size limit.'),
+          new OciError(
+            'MANIFEST_TOO_LARGE',
+            'Referrers API response exceeds the manifest size limit; raise manifestMaxBytes if the registry really lists that many referrers.',
+          ),
       );
     } catch (error) {
       throw networkError(error, 'GET', response.url, this.timeouts);

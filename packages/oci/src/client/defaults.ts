@@ -4,7 +4,7 @@ export interface Timeouts {
   connectMs: number;
   /** Wait for the response status line and headers after the request is sent. */
   headersMs: number;
-  /** Longest pause between two body chunks; a stalled stream fails after this. */
+  /** Maximum pause between two body chunks, after which a stalled stream fails. */
   bodyIdleMs: number;
 }
 

@@ -22,7 +22,7 @@ import type {
   TransferHooks,
 } from './types.js';
 
-/** What the download code needs from the client. */
+/** Client services that the download code uses. */
 export interface BlobAccess {
   requester: Requester;
   retry: RetryPolicy;

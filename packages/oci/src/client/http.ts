@@ -32,7 +32,7 @@ export interface RequestSpec {
   expect: readonly number[];
   /** Whether a failed attempt may be repeated; defaults to true for GET, HEAD and DELETE. */
   idempotent?: boolean;
-  /** Follow 3xx answers (blob GET and HEAD only). */
+  /** Follow 3xx responses (GET and HEAD only). */
   followRedirects?: boolean;
   notFoundCode?: OciErrorCode;
   signal?: AbortSignal;
@@ -58,7 +58,7 @@ export interface RequesterOptions {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-// A pre-signed redirect target that expired answers one of these; the registry issues a new one.
+// An expired pre-signed redirect target returns one of these, and the registry issues a new one.
 const EXPIRED_TARGET_STATUSES = new Set([400, 401, 403]);
 
 /** Returns the first value of a header. */

@@ -22,7 +22,7 @@ export function backoffDelayMs(retry: number, policy: RetryPolicy, random: () =>
   return Math.floor(random() * ceiling);
 }
 
-/** Returns the wait a response asks for, in milliseconds, capped by the policy. */
+/** Returns the wait that `Retry-After` requests, in milliseconds, capped by the policy. */
 export function retryAfterMs(
   header: string | string[] | undefined,
   nowMs: number,

@@ -26,7 +26,7 @@ export interface RegistryClientOptions {
   credentials?: CredentialsOption;
   /** Hosts reached over plain HTTP (`true` for all), e.g. loopback test registries. */
   plainHttp?: boolean | readonly string[];
-  /** PEM CA bundle trusted for TLS, in addition to nothing else (Node's default store is replaced). */
+  /** PEM CA certificates trusted for TLS in addition to Node's default roots. */
   ca?: string | Buffer | readonly (string | Buffer)[];
   /** Skip TLS certificate verification. */
   insecure?: boolean;
@@ -89,7 +89,7 @@ export interface GetBlobOptions extends TransferHooks {
   spoolDirectory?: string;
 }
 
-/** Where upload bytes come from: a file, or a factory that opens a stream at an offset. */
+/** Source of upload bytes: a file, or a factory that opens a stream at an offset. */
 export type UploadSource = { file: string } | { open: (offset: number) => Readable; size: number };
 
 export interface UploadBlobOptions extends TransferHooks {

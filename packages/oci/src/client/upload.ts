@@ -17,7 +17,7 @@ import type {
   UploadStrategy,
 } from './types.js';
 
-/** What the upload code needs from the client. */
+/** Client services that the upload code uses. */
 export interface UploadAccess {
   requester: Requester;
   retry: RetryPolicy;
