@@ -1,4 +1,4 @@
-// The fastify server here stands in for Ground Control's satellite API, speaking the contract's
+// The fastify server here imitates Ground Control's satellite API, speaking the contract's
 // wire format, so that the client's parsing and headers are tested in isolation. The
 // integration tests under apps/satellite/test run against the real built Ground Control.
 import { randomUUID } from 'node:crypto';
@@ -108,7 +108,8 @@ describe('GroundControlClient', () => {
     revision = 2;
     const changed = await client.getState({ etag: first.etag, waitSeconds: 0 });
     expect(changed.changed).toBe(true);
-    expect(changed.changed && changed.state.revision).toBe(2);
+    expect(changed.changed).toBe(true);
+    expect(changed.changed ? changed.state.revision : undefined).toBe(2);
   });
 
   it('posts status', async () => {

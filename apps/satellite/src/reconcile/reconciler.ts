@@ -88,8 +88,8 @@ export class Reconciler {
         bytesTotal: status.get(keyOf(artifact))?.bytesTotal ?? 0,
       })),
     );
-    const wanted = new Set(state.artifacts.map(keyOf));
-    for (const key of this.#retries.keys()) if (!wanted.has(key)) this.#retries.delete(key);
+    const desiredKeys = new Set(state.artifacts.map(keyOf));
+    for (const key of this.#retries.keys()) if (!desiredKeys.has(key)) this.#retries.delete(key);
 
     await Promise.all(state.artifacts.map((artifact) => this.#syncArtifact(artifact)));
 
