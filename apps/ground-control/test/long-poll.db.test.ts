@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ADMIN_PASSWORD,
+  bearer,
+  createAndJoin,
+  login,
+  provisionDatabase,
+  signSatelliteJwt,
+  startApp,
+  type TestApp,
+  type TestDatabaseHandle,
+} from './helpers.js';
+
+// Two app instances on one database stand for two replicas behind a load balancer: the
+// satellite waits on one, the operator changes its state through the other.
+let databases: TestDatabaseHandle;
+let replicaA: TestApp;
+let replicaB: TestApp;
+
+beforeAll(async () => {
+  databases = await provisionDatabase();
+  replicaA = await startApp(databases);
+  replicaB = await startApp(databases);
+});
+
+afterAll(async () => {
+  await replicaA?.close();
+  await replicaB?.close();
+  await databases?.close();
+});
+
+describe('long poll across replicas', () => {
+  it('wakes on one replica for a change made on the other', async () => {
+    const admin = await login(replicaB.app, 'admin', ADMIN_PASSWORD);
+    const satellite = await createAndJoin(replicaB.app, admin, { name: 'replicated' });
+    const token = await signSatelliteJwt(satellite);
+    const first = await replicaA.app.inject({
+      method: 'GET',
+      url: '/satellite/v1/state',
+      headers: bearer(token),
+    });
+    expect(first.statusCode).toBe(200);
+    const etag = String(first.headers['etag']);
+
+    const started = Date.now();
+    const waiting = replicaA.app.inject({
+      method: 'GET',
+      url: '/satellite/v1/state?wait=30',
+      headers: { ...bearer(token), 'if-none-match': etag },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const config = await replicaB.app.inject({
+      method: 'POST',
+      url: '/api/v1/configs',
+      headers: bearer(admin),
+      payload: { name: 'replicated', settings: { logLevel: 'debug' } },
+    });
+    expect(config.statusCode).toBe(201);
+    const patched = await replicaB.app.inject({
+      method: 'PATCH',
+      url: '/api/v1/satellites/replicated',
+      headers: bearer(admin),
+      payload: { config: 'replicated' },
+    });
+    expect(patched.statusCode).toBe(200);
+
+    const answer = await waiting;
+    expect(answer.statusCode).toBe(200);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(answer.headers['etag']).not.toBe(etag);
+    expect((JSON.parse(answer.body) as { config: { logLevel: string } }).config.logLevel).toBe(
+      'debug',
+    );
+  });
+
+  it('answers 304 when the wait ends without a change', async () => {
+    const admin = await login(replicaA.app, 'admin', ADMIN_PASSWORD);
+    const satellite = await createAndJoin(replicaA.app, admin, { name: 'quiet' });
+    const token = await signSatelliteJwt(satellite);
+    const first = await replicaB.app.inject({
+      method: 'GET',
+      url: '/satellite/v1/state',
+      headers: bearer(token),
+    });
+    const started = Date.now();
+    const answer = await replicaB.app.inject({
+      method: 'GET',
+      url: '/satellite/v1/state?wait=1',
+      headers: { ...bearer(token), 'if-none-match': String(first.headers['etag']) },
+    });
+    expect(answer.statusCode).toBe(304);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('refuses a revoked satellite on the other replica', async () => {
+    const admin = await login(replicaA.app, 'admin', ADMIN_PASSWORD);
+    const satellite = await createAndJoin(replicaA.app, admin, { name: 'revoked-elsewhere' });
+    const token = await signSatelliteJwt(satellite);
+    const cached = await replicaB.app.inject({
+      method: 'GET',
+      url: '/satellite/v1/state',
+      headers: bearer(token),
+    });
+    expect(cached.statusCode).toBe(200);
+    const revoked = await replicaA.app.inject({
+      method: 'POST',
+      url: '/api/v1/satellites/revoked-elsewhere/revoke',
+      headers: bearer(admin),
+    });
+    expect(revoked.statusCode).toBe(200);
+    // The NOTIFY reaches replica B asynchronously; give it a moment.
+    let status = 0;
+    for (let attempt = 0; attempt < 50 && status !== 403; attempt += 1) {
+      const answer = await replicaB.app.inject({
+        method: 'GET',
+        url: '/satellite/v1/state',
+        headers: bearer(token),
+      });
+      status = answer.statusCode;
+      if (status !== 403) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(status).toBe(403);
+  });
+});
