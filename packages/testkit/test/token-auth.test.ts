@@ -113,6 +113,35 @@ describe.each(['kid', 'x5c'] as const)('startRegistry auth token (%s)', (keyHead
     expect(start.statusCode).toBe(401);
   });
 
+  it('issues tokens for the OAuth2 password grant', async () => {
+    const form = (password: string) =>
+      new URLSearchParams({
+        grant_type: 'password',
+        username: 'reader',
+        password,
+        service: registry.tokenServer!.service,
+        scope: 'repository:test/app-a:pull,push',
+      }).toString();
+    const post = (body: string) =>
+      request(registry.tokenServer!.realm, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+    const ok = await post(form('reader-pass'));
+    const body = (await ok.body.json()) as { access_token: string };
+    expect(ok.statusCode).toBe(200);
+    expect(decodeJwt(body.access_token).access).toEqual([
+      { type: 'repository', name: 'test/app-a', actions: ['pull'] },
+    ]);
+    const wrong = await post(form('wrong'));
+    await wrong.body.dump();
+    expect(wrong.statusCode).toBe(401);
+    const unsupported = await post('grant_type=refresh_token&refresh_token=x');
+    await unsupported.body.dump();
+    expect(unsupported.statusCode).toBe(400);
+  });
+
   it('rejects wrong credentials', async () => {
     const res = await fetchToken(registry, 'repository:test/app-a:pull', basic('writer', 'wrong'));
     expect(res.status).toBe(401);
