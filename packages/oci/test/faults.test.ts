@@ -395,6 +395,29 @@ describe('retries', () => {
   });
 });
 
+describe('listings through faults', () => {
+  it('stops a pagination loop', async () => {
+    // Every page points back at the first one.
+    proxy.setRules({ setResponseHeaders: { link: '</v2/_catalog?n=1>; rel="next"' } });
+    await expect(newClient().catalog(proxy.host, { pageSize: 1 })).rejects.toMatchObject({
+      code: 'PAGINATION_LOOP',
+    });
+  });
+
+  it('follows an absolute next link', async () => {
+    let pages = 0;
+    proxy.setRules({
+      match: (request) => request.url.includes('/tags/list') && ++pages === 1,
+      setResponseHeaders: {
+        link: `<${proxy.url}/v2/test/large/tags/list?n=5&cursor=opaque%2Fvalue>; rel="next"`,
+      },
+    });
+    const tags = await newClient().listTags(viaProxy('test/large'), { pageSize: 5 });
+    expect(tags).toEqual(['1', '1']);
+    expect(pages).toBe(2);
+  });
+});
+
 describe('uploads through faults', () => {
   it('restarts a chunked upload after a 5xx PATCH', async () => {
     const bytes = Buffer.from('chunked upload with a failing patch '.repeat(30_000));

@@ -162,6 +162,12 @@ async function decodeFile(
     hasher,
     createWriteStream(target),
   ]);
+  const written = await open(target, 'r');
+  try {
+    await written.sync();
+  } finally {
+    await written.close();
+  }
   return digester.digest();
 }
 
