@@ -22,7 +22,7 @@ const USAGE = `usage: edge-registry serve --root DIR --listen HOST:PORT [options
   --log-level LEVEL          pino level: fatal, error, warn, info, debug, trace (default info)
   --help                     print this text`;
 
-/** Seconds the server gets to finish open requests on SIGTERM or SIGINT before the process exits. */
+/** Time in milliseconds that open requests get on SIGTERM or SIGINT before the process exits. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const listenSchema = z
@@ -91,19 +91,23 @@ const SERVE_OPTIONS = {
   'log-level': { type: 'string' },
 } as const;
 
-async function serve(argv: string[]): Promise<void> {
+type ServeOptions = z.infer<typeof optionsSchema>;
+
+/** Parses the serve options; prints usage and sets the exit code on a bad or help request. */
+function parseServeOptions(argv: string[]): ServeOptions | undefined {
   let values;
   try {
     values = parseArgs({ args: argv, options: SERVE_OPTIONS }).values;
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
     process.exitCode = 2;
-    return;
+    return undefined;
   }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
-    return;
+    return undefined;
   }
+
   const { help: _help, ...rest } = values;
   const parsed = optionsSchema.safeParse({ root: '', listen: '', ...rest });
   if (!parsed.success) {
@@ -113,9 +117,15 @@ async function serve(argv: string[]): Promise<void> {
     );
     process.stderr.write(`invalid options:\n${problems.join('\n')}\n\n${USAGE}\n`);
     process.exitCode = 2;
-    return;
+    return undefined;
   }
-  const options = parsed.data;
+  return parsed.data;
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const options = parseServeOptions(argv);
+  if (!options) return;
+
   const logger = pino({ level: options['log-level'] });
   const store = await OciStore.open(options.root, {
     ...(options['gc-grace-seconds'] === undefined
@@ -126,6 +136,7 @@ async function serve(argv: string[]): Promise<void> {
     options['tls-cert'] !== undefined && options['tls-key'] !== undefined
       ? { cert: await readFile(options['tls-cert']), key: await readFile(options['tls-key']) }
       : undefined;
+
   const server = await startRegistryServer({
     store,
     push: options.push,
@@ -138,6 +149,7 @@ async function serve(argv: string[]): Promise<void> {
     listen: options.listen,
   });
   logger.info({ url: server.url, root: options.root, push: options.push }, 'registry listening');
+
   const stop = (signal: string): void => {
     logger.info({ signal }, 'registry stopping');
     const timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 /**
- * Codes of the distribution error envelope. Most come from the OCI distribution spec 1.1;
- * `TAG_INVALID` and `PAGINATION_NUMBER_INVALID` are CNCF Distribution's; `RANGE_INVALID` (416 on
+ * Codes of the distribution error envelope. Most come from the OCI distribution spec 1.1.
+ * `TAG_INVALID` and `PAGINATION_NUMBER_INVALID` are CNCF Distribution's. `RANGE_INVALID` (416 on
  * a blob GET), `MANIFEST_REFERENCED` (a delete that would leave an index incomplete) and
  * `STORE_CORRUPT` belong to this registry.
  */

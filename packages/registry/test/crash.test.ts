@@ -9,9 +9,9 @@ import { OciStore } from '../src/index.js';
 import { startEmbeddedRegistry } from './embedded.js';
 import { sha256 } from './fixtures.js';
 
-// Kills writers with SIGKILL at random moments and checks after each restart that the store is
-// consistent (every recorded manifest, child and blob present, every blob file matching its
-// digest) and that its tags are those of the acknowledged writes, plus at most the one in flight.
+// Kills writers with SIGKILL at random moments and checks the store after each restart. It must
+// be consistent: every recorded manifest, child and blob present, every blob file matching its
+// digest. Its tags must be those of the acknowledged writes, plus at most the one in flight.
 const WRITER_PATH = join(import.meta.dirname, '..', 'dist', 'testing', 'crash-writer.js');
 const STORE_KILLS = 25;
 const HTTP_KILLS = 10;
@@ -171,6 +171,7 @@ async function pushImage(
     });
     location = response.headers.get('location') ?? location;
   }
+
   const finished = await fetch(`${url}${location}?digest=${sha256(layer)}`, { method: 'PUT' });
   if (finished.status !== 201) return undefined;
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag }));
@@ -193,6 +194,7 @@ async function pushImage(
       ],
     }),
   );
+
   pending[`${repository}:${tag}`] = sha256(manifest);
   const put = await fetch(`${url}/v2/${repository}/manifests/${tag}`, {
     method: 'PUT',

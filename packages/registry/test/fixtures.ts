@@ -45,7 +45,7 @@ export function seededBytes(seed: string, size: number): Buffer {
   return out;
 }
 
-/** A ustar archive with one regular file, mtime 0, owner root. */
+/** Builds a ustar archive with one regular file, mtime 0, owner root. */
 export function tarWithFile(name: string, content: Buffer): Buffer {
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');

@@ -68,11 +68,11 @@ describe('registry HTTP pull', () => {
 
   it('manifest content negotiation', async () => {
     const dockerOnly = 'application/vnd.docker.distribution.manifest.v2+json';
-    const refused = await fetch(`${url}/v2/test/app/manifests/multi`, {
+    const rejected = await fetch(`${url}/v2/test/app/manifests/multi`, {
       headers: { Accept: dockerOnly },
     });
-    expect(refused.status).toBe(404);
-    expect(await errorCode(refused)).toBe('MANIFEST_UNKNOWN');
+    expect(rejected.status).toBe(404);
+    expect(await errorCode(rejected)).toBe('MANIFEST_UNKNOWN');
     const accepted = await fetch(`${url}/v2/test/docker/manifests/1`, {
       headers: { Accept: `${dockerOnly};q=0.9` },
     });

@@ -18,7 +18,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** An in-process registry on 127.0.0.1 (free port) over a fresh store folder. */
+/** Starts an in-process registry on 127.0.0.1 (free port) over a fresh store folder. */
 export async function startTestServer(
   options: Omit<RegistryServerOptions, 'store'> = {},
 ): Promise<TestServer> {

@@ -60,19 +60,19 @@ export class Authenticator {
   authorize(header: string | undefined, access: Access): void {
     const required = access === 'push' ? this.push.length > 0 : this.pull.length > 0;
     if (!required) return;
-    const given = parseBasic(header);
-    if (!given) {
+    const presented = parseBasic(header);
+    if (!presented) {
       throw new RegistryError(
         'UNAUTHORIZED',
         `authentication required for ${access}: send Basic credentials`,
       );
     }
     const allowed = access === 'push' ? this.push : [...this.pull, ...this.push];
-    if (listed(allowed, given)) return;
-    if (access === 'push' && listed(this.pull, given)) {
+    if (listed(allowed, presented)) return;
+    if (access === 'push' && listed(this.pull, presented)) {
       throw new RegistryError(
         'DENIED',
-        `user ${given.username} may pull but not push: use push credentials`,
+        `user ${presented.username} may pull but not push: use push credentials`,
       );
     }
     throw new RegistryError('UNAUTHORIZED', 'invalid username or password: check the credentials');

@@ -20,6 +20,7 @@ export async function getBlob(
   if (!found) {
     throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found: push or copy it first`);
   }
+
   const etag = etagOf(digest);
   reply
     .header('Docker-Content-Digest', digest)
@@ -40,6 +41,7 @@ export async function getBlob(
       `range ${rangeHeader ?? ''} is outside blob ${digest} of ${found.size} bytes: request bytes below ${found.size}`,
     );
   }
+
   reply.type('application/octet-stream');
   if (range.kind === 'satisfiable') {
     reply
@@ -50,6 +52,7 @@ export async function getBlob(
     reply.code(200).header('Content-Length', found.size);
   }
   if (request.method === 'HEAD') return reply.send();
+
   const stream = await store.openBlob(
     digest,
     range.kind === 'satisfiable' ? { start: range.start, end: range.end } : undefined,

@@ -56,7 +56,7 @@ export async function startUpload(
 ): Promise<FastifyReply> {
   const mount = queryValue(request, 'mount');
   // Blobs are visible in every repository of this store, so a mount succeeds whenever the blob
-  // exists, whatever `from` names; otherwise the client gets an ordinary upload session.
+  // exists, whatever `from` names. Otherwise the client gets an ordinary upload session.
   if (mount !== undefined) {
     parseDigest(mount);
     if (await store.hasBlob(mount)) {

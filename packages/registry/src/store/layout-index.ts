@@ -123,7 +123,9 @@ export function parseIndexFile(text: string): LayoutState {
 }
 
 function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }
 
 /** Serialises the state as an OCI image index, sorted so that equal states give equal bytes. */

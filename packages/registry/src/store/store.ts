@@ -43,8 +43,8 @@ export const DEFAULT_GC_GRACE_PERIOD_MS = 24 * 60 * 60 * 1000;
 /** 4 MiB, the manifest size limit of CNCF Distribution; larger manifests are rejected. */
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /**
- * Read size for serving blobs: 1 MiB instead of Node's 64 KiB default cuts the reads and socket
- * writes per blob sixteenfold; memory per open response stays at a few of these chunks.
+ * Read size for serving blobs. 1 MiB instead of Node's 64 KiB default cuts the reads and socket
+ * writes per blob sixteenfold, and memory per open response stays at a few of these chunks.
  */
 const BLOB_READ_CHUNK_BYTES = 1024 * 1024;
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}\n';
@@ -156,7 +156,7 @@ export class OciStore {
     return new OciStore(root, state, options);
   }
 
-  /** A folder on the store's filesystem where callers may write files to hand to `adoptBlobFile`. */
+  /** Returns a folder on the store's filesystem for files that callers hand to `adoptBlobFile`. */
   tempDir(): string {
     return join(this.root, 'tmp/incoming');
   }
@@ -216,8 +216,8 @@ export class OciStore {
   }
 
   /**
-   * Moves a verified file into `blobs/`. Under the lock, so a running garbage collection never sees
-   * the blob half-placed; an existing blob gets a fresh mtime so its grace period starts again.
+   * Moves a verified file into `blobs/` under the lock, so a garbage collection never runs while a
+   * blob is half-placed. An existing blob gets a fresh mtime, which restarts its grace period.
    */
   async commitBlobFile(path: string, digest: string): Promise<void> {
     const target = this.blobPath(digest);

@@ -67,8 +67,8 @@ async function main(): Promise<void> {
         log('done gc');
       }
     } catch (error) {
-      // A collection may remove blobs between putBlob and putManifest (grace period 0), and an
-      // index child cannot be deleted; both are expected here and only logged.
+      // Deleting an index child is rejected, and with a grace period of 0 a collection may remove
+      // blobs before their manifest arrives. Both are expected here and only journaled.
       if (!isRegistryError(error)) throw error;
       log(`rejected ${error.code} step ${step}`);
     }
@@ -102,6 +102,7 @@ async function putImage(
       });
     }
   }
+
   const config = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: random(1e9) }),
   );
