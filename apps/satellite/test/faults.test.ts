@@ -1,0 +1,224 @@
+// The built satellite under faults: kill -9 in the middle of a 200 MiB layer, an upstream that
+// answers 429 and 503, and one artifact whose layer the upstream does not serve. The upstream
+// is a real docker-registry behind testkit's fault proxy; Ground Control is the built one.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { OciStore } from '@edge/registry';
+import { buildTestImages, pushTestImages, startFaultProxy, startRegistry } from '@edge/testkit';
+import type { FaultProxy, RegistryHandle, TestImages } from '@edge/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  blobsOf,
+  newDataDir,
+  rawDigest,
+  startGroundControl,
+  startSatellite,
+  waitFor,
+} from './harness.js';
+import type { GroundControlHandle, SatelliteHandle } from './harness.js';
+
+/** Throttle during the kill test, in bytes/s: 200 MiB take about 5 s, long enough to aim at. */
+const KILL_TEST_RATE = 40 * 1024 * 1024;
+/** Partial-file size at which the satellite is killed, in bytes. */
+const KILL_AT_BYTES = 60 * 1024 * 1024;
+/** Allowance for bytes in flight (socket buffers, proxy chunks) at the kill, in bytes. */
+const IN_FLIGHT_ALLOWANCE = 16 * 1024 * 1024;
+
+describe('satellite under faults', () => {
+  let images: TestImages;
+  let upstream: RegistryHandle;
+  let proxy: FaultProxy;
+  let gc: GroundControlHandle;
+  let satellite: SatelliteHandle;
+  let dataDir: string;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  const selection = (name: string) => {
+    const image = images.images[name];
+    if (!image) throw new Error(`test image ${name} missing`);
+    return { registry: 'up', repository: image.repository, tag: image.tag };
+  };
+  const artifactState = async (repository: string) =>
+    (await satellite.status()).artifacts.find(
+      (artifact) => artifact.localRepository === repository,
+    );
+
+  beforeAll(async () => {
+    images = await buildTestImages();
+    upstream = await startRegistry({ auth: 'basic' });
+    cleanups.push(() => upstream.stop());
+    await pushTestImages(upstream, images, { only: ['large:1', 'base:1', 'app-a:1', 'app-b:1'] });
+    proxy = await startFaultProxy(upstream.url);
+    cleanups.push(() => proxy.stop());
+    gc = await startGroundControl();
+    cleanups.push(() => gc.cleanup());
+    // Ground Control resolves tags directly; satellites reach the upstream through the proxy.
+    await gc.api('POST', '/api/v1/registries', {
+      name: 'up',
+      kind: 'oci',
+      url: upstream.url,
+      satelliteUrl: proxy.url,
+      credential: { username: upstream.username, password: upstream.password },
+    });
+    await gc.api('POST', '/api/v1/configs', {
+      name: 'fast',
+      settings: { pollIntervalSeconds: 5, heartbeatIntervalSeconds: 5 },
+    });
+    await gc.api('POST', '/api/v1/groups', { name: 'faults', selections: [selection('large:1')] });
+    const created = await gc.api<{ joinToken: { token: string } }>('POST', '/api/v1/satellites', {
+      name: 'site-faults',
+      groups: ['faults'],
+      config: 'fast',
+    });
+    proxy.setRules({ throttleBytesPerSecond: KILL_TEST_RATE });
+    dataDir = await newDataDir();
+    satellite = await startSatellite({
+      dataDir,
+      groundControlUrl: gc.url,
+      token: created.joinToken.token,
+    });
+    cleanups.push(() => satellite.process.stop('SIGKILL'));
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  });
+
+  it('resumes a 200 MiB layer after kill -9', async () => {
+    const layerSizes = new Map(images.blobs.map((blob) => [blob.digest, blob.size]));
+    const largeBlobs = await blobsOf(images, 'large:1');
+    const totalBytes = largeBlobs.reduce((sum, digest) => sum + (layerSizes.get(digest) ?? 0), 0);
+    expect(totalBytes).toBeGreaterThan(200 * 1024 * 1024);
+
+    const partialDir = join(dataDir, 'partial');
+    const partialSize = async (): Promise<number> => {
+      const names = (await readdir(partialDir)).filter((name) => name.endsWith('.partial'));
+      const sizes = await Promise.all(
+        names.map(async (name) => (await stat(join(partialDir, name))).size),
+      );
+      return Math.max(0, ...sizes);
+    };
+    await waitFor(
+      'a partial file past the kill point',
+      async () => (await partialSize()) >= KILL_AT_BYTES,
+    );
+    satellite.process.kill9();
+    await satellite.process.exited;
+    const bytesBeforeKill = proxy.counters.responseBytes;
+    const keptBytes = await partialSize();
+    expect(keptBytes).toBeGreaterThanOrEqual(KILL_AT_BYTES);
+    expect(keptBytes).toBeLessThan(totalBytes);
+
+    // After the crash the store is consistent and serves no manifest of large:1.
+    const store = await OciStore.open(join(dataDir, 'store'));
+    expect(await store.check()).toEqual([]);
+    expect(store.statManifest('test/large', '1')).toBeNull();
+
+    proxy.setRules({});
+    proxy.resetCounters();
+    satellite = await startSatellite({ dataDir, groundControlUrl: gc.url });
+    cleanups.push(() => satellite.process.stop('SIGKILL'));
+    await waitFor(
+      'large:1 present after restart',
+      async () => (await artifactState('test/large'))?.state === 'present',
+    );
+    const bytesAfterRestart = proxy.counters.responseBytes;
+
+    // The resume fetched only what the partial file lacked, plus manifests.
+    expect(bytesAfterRestart).toBeLessThan(totalBytes - keptBytes + 1024 * 1024);
+    expect(bytesBeforeKill + bytesAfterRestart).toBeLessThan(totalBytes + IN_FLIGHT_ALLOWANCE);
+    expect(await rawDigest(satellite.registryHost, 'test/large:1')).toBe(
+      images.images['large:1']?.digest,
+    );
+  });
+
+  it('rides out 429 and 503 from the upstream', async () => {
+    const manifestsAndBlobs = (request: { url: string }) =>
+      /\/v2\/test\/base\/(manifests|blobs)\//.test(request.url);
+    proxy.setRules({
+      match: manifestsAndBlobs,
+      statusForRequest: [
+        { n: 1, status: 429, retryAfter: '1', body: 'slow down', contentType: 'text/plain' },
+        { n: 2, status: 503 },
+        { n: 3, status: 503 },
+      ],
+    });
+    proxy.resetCounters();
+    await gc.api('PUT', '/api/v1/groups/faults/selections', [
+      selection('large:1'),
+      selection('base:1'),
+    ]);
+    await waitFor(
+      'base:1 present',
+      async () => (await artifactState('test/base'))?.state === 'present',
+    );
+    const baseRequests = [...proxy.counters.byPath.entries()]
+      .filter(([path]) => path.startsWith('/v2/test/base/'))
+      .reduce((sum, [, count]) => sum + count, 0);
+    // The three faulted answers plus at least the successful manifest request reached the proxy.
+    expect(baseRequests).toBeGreaterThan(3);
+    expect(await rawDigest(satellite.registryHost, 'test/base:1')).toBe(
+      images.images['base:1']?.digest,
+    );
+  });
+
+  it('isolates one failing artifact and retries it', async () => {
+    const shared = new Set(
+      (await blobsOf(images, 'app-a:1')).concat(await blobsOf(images, 'base:1')),
+    );
+    const appBOnly = (await blobsOf(images, 'app-b:1')).filter((digest) => !shared.has(digest));
+    expect(appBOnly.length).toBeGreaterThan(0);
+    const missingLayer = appBOnly[0] ?? '';
+    // The upstream answers 404 BLOB_UNKNOWN for one layer of app-b:1, as after a broken GC.
+    proxy.setRules({
+      match: (request) => request.url.includes(missingLayer),
+      statusForRequest: Array.from({ length: 200 }, (_, index) => ({
+        n: index + 1,
+        status: 404,
+        body: JSON.stringify({
+          errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' }],
+        }),
+        contentType: 'application/json',
+      })),
+    });
+    await gc.api('PUT', '/api/v1/groups/faults/selections', [
+      selection('large:1'),
+      selection('base:1'),
+      selection('app-a:1'),
+      selection('app-b:1'),
+    ]);
+    const failed = await waitFor('app-b:1 failed', async () => {
+      const entry = await artifactState('test/app-b');
+      return entry?.state === 'failed' ? entry : undefined;
+    });
+    expect(failed.reason).toMatch(/BLOB_UNKNOWN|not found/i);
+    await waitFor(
+      'app-a:1 present beside the failure',
+      async () => (await artifactState('test/app-a'))?.state === 'present',
+    );
+    expect((await satellite.status()).phase).toBe('failed');
+    const report = await waitFor('the failure in Ground Control', async () => {
+      const current = await gc.api<{
+        report: {
+          phase: string;
+          artifacts: { localRepository: string; state: string; reason?: string }[];
+        } | null;
+      }>('GET', '/api/v1/satellites/site-faults/status');
+      return current.report?.phase === 'failed' ? current.report : undefined;
+    });
+    expect(
+      report.artifacts.find((artifact) => artifact.localRepository === 'test/app-b')?.state,
+    ).toBe('failed');
+
+    // Once the upstream serves the layer again, the retry with backoff completes the artifact.
+    proxy.setRules({});
+    await waitFor(
+      'app-b:1 present after the retry',
+      async () => (await artifactState('test/app-b'))?.state === 'present',
+      30_000,
+    );
+    expect(await rawDigest(satellite.registryHost, 'test/app-b:1')).toBe(
+      images.images['app-b:1']?.digest,
+    );
+  });
+});
