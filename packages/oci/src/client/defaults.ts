@@ -77,8 +77,11 @@ export const TOKEN_RENEW_MAX_MS = 10_000;
 /** Chunk size of a chunked (PATCH) upload in bytes. */
 export const DEFAULT_UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024;
 
-/** Attempts of one blob download, each resuming from the bytes already on disk. */
-export const MAX_DOWNLOAD_ATTEMPTS = 20;
+/**
+ * Resumes in a row that bring no new bytes before a blob download fails. A resume that makes
+ * progress resets the count, so a link that drops every few MiB still finishes.
+ */
+export const MAX_STALLED_RESUMES = 5;
 
 /** Attempts of one blob upload; docker-registry 2.8 cannot resume, so each one restarts. */
 export const MAX_UPLOAD_ATTEMPTS = 5;

@@ -11,7 +11,7 @@ import { discardBody } from './body.js';
 import { OciError, redactUrl } from '../errors.js';
 import { repositoryScope } from '../scope.js';
 import { backoffDelayMs } from './retry.js';
-import { MAX_DOWNLOAD_ATTEMPTS, type RetryPolicy } from './defaults.js';
+import { MAX_STALLED_RESUMES, type RetryPolicy } from './defaults.js';
 import { headerValue, networkError, type HttpResponse, type Requester } from './http.js';
 import { isRetryableError } from './retry.js';
 import type {
@@ -245,24 +245,21 @@ async function fillPartial(
     if (expectedSize !== undefined && partial.length === expectedSize && encoding === undefined)
       return undefined;
 
-    let segment: Segment;
-    try {
-      segment = await openSegment(access, repo, digest, partial.length, options.signal);
-    } catch (error) {
-      if (!isRetryableError(error) || ++stalled >= MAX_DOWNLOAD_ATTEMPTS) throw error;
-      await access.requester.clock.sleep(
-        backoffDelayMs(stalled, access.retry, access.random),
-        options.signal,
-      );
-      continue;
-    }
+    // Opening a segment already retries with the client's policy, so its errors are final.
+    const segment: Segment = await openSegment(
+      access,
+      repo,
+      digest,
+      partial.length,
+      options.signal,
+    );
 
     if (segment.kind === 'range-not-satisfiable') {
       // Asked for bytes past the end: the file is complete if its length is the blob size.
       expectedSize ??= (await access.headBlob(repo, digest))?.size;
       if (expectedSize !== undefined && partial.length === expectedSize) return undefined;
       await partial.reset();
-      if (++stalled >= MAX_DOWNLOAD_ATTEMPTS) {
+      if (++stalled >= MAX_STALLED_RESUMES) {
         throw new OciError(
           'INVALID_RESPONSE',
           `Blob ${digest} answers 416 to every ranged request; the registry's size information is inconsistent.`,
@@ -308,7 +305,7 @@ async function fillPartial(
       }
       // A clean end short of the declared size: resume like after a cut.
       stalled = partial.length > before ? 0 : stalled + 1;
-      if (stalled >= MAX_DOWNLOAD_ATTEMPTS) {
+      if (stalled >= MAX_STALLED_RESUMES) {
         throw new OciError(
           'SIZE_MISMATCH',
           `Blob ${digest} keeps ending at byte ${partial.length} of its declared ${expectedSize}; the registry serves a truncated blob.`,
@@ -319,7 +316,7 @@ async function fillPartial(
       const translated = networkError(error, 'GET', response.url, access.requester.timeouts);
       if (translated.code === 'SIZE_MISMATCH' || translated.code === 'ABORTED') throw translated;
       stalled = partial.length > before ? 0 : stalled + 1;
-      if (!isRetryableError(translated) || stalled >= MAX_DOWNLOAD_ATTEMPTS) throw translated;
+      if (!isRetryableError(translated) || stalled >= MAX_STALLED_RESUMES) throw translated;
       if (stalled > 0) {
         await access.requester.clock.sleep(
           backoffDelayMs(stalled, access.retry, access.random),
@@ -431,17 +428,8 @@ async function* blobChunks(
   let stalled = 0;
   for (;;) {
     if (options.size !== undefined && emitted === options.size) break;
-    let segment: Segment;
-    try {
-      segment = await openSegment(access, repo, digest, emitted, options.signal);
-    } catch (error) {
-      if (!isRetryableError(error) || ++stalled >= MAX_DOWNLOAD_ATTEMPTS) throw error;
-      await access.requester.clock.sleep(
-        backoffDelayMs(stalled, access.retry, access.random),
-        options.signal,
-      );
-      continue;
-    }
+    // Opening a segment already retries with the client's policy, so its errors are final.
+    const segment: Segment = await openSegment(access, repo, digest, emitted, options.signal);
     if (segment.kind === 'range-not-satisfiable') {
       const size = options.size ?? (await access.headBlob(repo, digest))?.size;
       if (size === emitted) break;
@@ -491,7 +479,7 @@ async function* blobChunks(
       const translated = networkError(error, 'GET', response.url, access.requester.timeouts);
       if (translated.code === 'SIZE_MISMATCH' || translated.code === 'ABORTED') throw translated;
       stalled = emitted > before ? 0 : stalled + 1;
-      if (!isRetryableError(translated) || stalled >= MAX_DOWNLOAD_ATTEMPTS) throw translated;
+      if (!isRetryableError(translated) || stalled >= MAX_STALLED_RESUMES) throw translated;
     }
   }
   if (options.size !== undefined && emitted !== options.size) {
