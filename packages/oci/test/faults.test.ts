@@ -16,6 +16,7 @@ import {
 } from '@edge/testkit';
 import {
   digestOf,
+  MediaType,
   RegistryClient,
   type Clock,
   type RegistryClientOptions,
@@ -76,7 +77,7 @@ function setBlobRules(rules: FaultRules): void {
 beforeAll(async () => {
   images = await buildTestImages({ largeLayerMiB: TEST_LARGE_LAYER_MIB });
   registry = await startRegistry({ auth: 'none' });
-  await pushTestImages(registry, images, { only: ['large:1', 'app-a:1'] });
+  await pushTestImages(registry, images, { only: ['large:1', 'app-a:1', 'app-a:sig'] });
   proxy = await startFaultProxy(registry.url);
   work = await mkdtemp(join(tmpdir(), 'oci-faults-test-'));
   const manifest = await newClient().getManifest(
@@ -392,6 +393,61 @@ describe('retries', () => {
       .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: 'TIMEOUT' });
     expect((error as Error).message).toContain(proxy.host);
+  });
+});
+
+describe('referrers API', () => {
+  const subject = () => images.images['app-a:1']?.digest ?? '';
+  const referrer = {
+    mediaType: MediaType.OciManifest,
+    digest: digestOf('referrer'),
+    size: 100,
+    artifactType: 'application/vnd.example.sbom',
+  };
+  const other = {
+    ...referrer,
+    digest: digestOf('other'),
+    artifactType: 'application/vnd.example.sig',
+  };
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: [referrer, other],
+  });
+  const isReferrers = (request: { url: string }) => request.url.includes('/referrers/');
+
+  it('uses an OCI index from the API', async () => {
+    // Imitates a registry that implements the referrers API (docker-registry 2.8 does not).
+    proxy.setRules({
+      match: isReferrers,
+      statusForRequest: [{ n: 1, status: 200, body: index, contentType: MediaType.OciIndex }],
+    });
+    const result = await newClient().referrers(viaProxy('test/app-a'), subject());
+    expect(result.source).toBe('api');
+    expect(result.descriptors.map((item) => item.digest)).toEqual([referrer.digest, other.digest]);
+  });
+
+  it('filters when the server did not', async () => {
+    proxy.setRules({
+      match: isReferrers,
+      statusForRequest: [{ n: 1, status: 200, body: index, contentType: MediaType.OciIndex }],
+    });
+    const result = await newClient().referrers(viaProxy('test/app-a'), subject(), {
+      artifactType: 'application/vnd.example.sig',
+    });
+    expect(result.descriptors.map((item) => item.digest)).toEqual([other.digest]);
+  });
+
+  it('ignores a body with another content type', async () => {
+    proxy.setRules({
+      match: isReferrers,
+      statusForRequest: [{ n: 1, status: 200, body: index, contentType: 'application/json' }],
+    });
+    const result = await newClient().referrers(viaProxy('test/app-a'), subject());
+    expect(result.source).toBe('tag');
+    expect(result.descriptors.map((item) => item.digest)).toEqual([
+      images.images['app-a:sig']?.digest,
+    ]);
   });
 });
 

@@ -92,7 +92,7 @@ export class AuthManager {
 
   /**
    * Handles a 401: stores the challenge, drops the token that was rejected and returns a
-   * new `Authorization` value, or undefined when no supported scheme can be answered.
+   * new `Authorization` value, or undefined when the challenge uses no supported scheme.
    */
   async onUnauthorized(
     host: string,

@@ -82,7 +82,7 @@ async function openSegment(
     discardBody(response.body);
     throw new OciError(
       'INVALID_RESPONSE',
-      `GET ${redactUrl(response.url)} answered Range bytes=${offset}- with 206 and Content-Range ${JSON.stringify(range)}, which does not cover byte ${offset}; the registry or a proxy mangles ranged requests.`,
+      `GET ${redactUrl(response.url)} returned 206 for Range bytes=${offset}- with Content-Range ${JSON.stringify(range)}, which does not cover byte ${offset}; the registry or a proxy mangles ranged requests.`,
       { status: 206, method: 'GET', url: response.url.toString() },
     );
   }
@@ -262,7 +262,7 @@ async function fillPartial(
       if (++stalled >= MAX_STALLED_RESUMES) {
         throw new OciError(
           'INVALID_RESPONSE',
-          `Blob ${digest} answers 416 to every ranged request; the registry's size information is inconsistent.`,
+          `Blob ${digest} returns 416 for every ranged request; the registry's size information is inconsistent.`,
         );
       }
       continue;
@@ -435,7 +435,7 @@ async function* blobChunks(
       if (size === emitted) break;
       throw new OciError(
         'INVALID_RESPONSE',
-        `Blob ${digest} answered 416 at byte ${emitted} but its size is ${size ?? 'unknown'}; the registry's size information is inconsistent.`,
+        `Blob ${digest} returned 416 at byte ${emitted}, but its size is ${size ?? 'unknown'}; the registry's size information is inconsistent.`,
       );
     }
     const { response } = segment;

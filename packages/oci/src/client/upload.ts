@@ -56,7 +56,7 @@ function locationOf(response: HttpResponse): URL {
   if (location === undefined || location === '') {
     throw new OciError(
       'INVALID_RESPONSE',
-      `${redactUrl(response.url)} answered ${response.status} without a Location header; the registry does not follow the upload protocol.`,
+      `${redactUrl(response.url)} returned ${response.status} without a Location header; the registry does not follow the upload protocol.`,
       { status: response.status, url: response.url.toString() },
     );
   }
