@@ -1,11 +1,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startRegistry, type RegistryHandle } from '@edge/testkit';
+import { ProxyAgent } from 'undici';
 import { RegistryClient } from '../src/index.js';
 
 // A TLS-terminating reverse proxy (as nginx in front of a registry would be) with a
@@ -89,5 +91,39 @@ describe('TLS options', () => {
     const client = new RegistryClient({ insecure: true });
     await expect(client.ping(host)).resolves.toMatchObject({ apiVersion: 'registry/2.0' });
     await client.close();
+  });
+});
+
+describe('dispatcher option', () => {
+  it('routes requests through an HTTP proxy', async () => {
+    // A minimal forward proxy that only tunnels CONNECT, as corporate proxies do for TLS.
+    const tunnels: string[] = [];
+    const proxy = createHttpServer();
+    proxy.on('connect', (request, socket, head) => {
+      tunnels.push(request.url ?? '');
+      const [targetHost, targetPort] = (request.url ?? '').split(':');
+      const upstream = connect(Number(targetPort), targetHost, () => {
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const agent = new ProxyAgent({
+      uri: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      requestTls: { ca: certificate },
+    });
+    try {
+      const client = new RegistryClient({ dispatcher: agent });
+      await expect(client.ping(host)).resolves.toMatchObject({ apiVersion: 'registry/2.0' });
+      await client.close();
+      expect(tunnels).toContain(host);
+    } finally {
+      await agent.close();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });
