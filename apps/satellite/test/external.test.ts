@@ -2,6 +2,7 @@
 // OCI API, from a real upstream docker-registry, driven by the built Ground Control on PGlite.
 import { buildTestImages, pushTestImages, runCommand, startRegistry } from '@edge/testkit';
 import type { RegistryHandle, TestImages } from '@edge/testkit';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newDataDir, rawDigest, startGroundControl, startSatellite, waitFor } from './harness.js';
 import type { GroundControlHandle, SatelliteHandle } from './harness.js';
@@ -127,6 +128,31 @@ describe('satellite with an external registry', () => {
     const signature = images.images['app-a:sig']?.digest ?? '';
     expect(await rawDigest(local.host, `test/app-a@${signature}`, localCredentials())).toBe(
       signature,
+    );
+  });
+
+  it('publishes referrers through the tag fallback', async () => {
+    // Distribution 2.8 has no referrers API, so the signature must be listed in the
+    // sha256-<hex> index of its subject.
+    const subject = images.images['app-a:1']?.digest ?? '';
+    const signature = images.images['app-a:sig']?.digest ?? '';
+    const { username, password } = localCredentials();
+    const response = await request(
+      `${local.url}/v2/test/app-a/manifests/${subject.replace(':', '-')}`,
+      {
+        headers: {
+          accept: 'application/vnd.oci.image.index.v1+json',
+          authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+        },
+      },
+    );
+    expect(response.statusCode).toBe(200);
+    const index = (await response.body.json()) as {
+      manifests: { digest: string; artifactType?: string }[];
+    };
+    expect(index.manifests.map((entry) => entry.digest)).toContain(signature);
+    expect(index.manifests.find((entry) => entry.digest === signature)?.artifactType).toBe(
+      'application/vnd.example.signature.v1+json',
     );
   });
 

@@ -76,6 +76,10 @@ export class EmbeddedRegistry implements LocalRegistry {
     await this.store.setTag(repository, tag, digest);
   }
 
+  publishReferrers(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async pin(repository: string, digest: string): Promise<void> {
     await this.store.pin(PIN_OWNER, repository, digest);
   }

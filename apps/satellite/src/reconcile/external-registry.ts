@@ -1,4 +1,4 @@
-import { RegistryClient, isOciError } from '@edge/oci';
+import { MediaType, RegistryClient, isOciError, referrersTag } from '@edge/oci';
 import type { Credentials, Descriptor, RepositoryRef } from '@edge/oci';
 import type { Dispatcher } from 'undici';
 import type { LocalRegistry, ManifestBytes } from './ports.js';
@@ -77,6 +77,35 @@ export class ExternalRegistry implements LocalRegistry {
     manifest: ManifestBytes,
   ): Promise<void> {
     await this.putManifest(repository, tag, manifest);
+  }
+
+  /**
+   * Merges the referrers into the `sha256-<hex>` fallback index of the subject, keeping entries
+   * that others put there. Distribution 2.8 has no referrers API, so clients look for this tag.
+   */
+  async publishReferrers(
+    repository: string,
+    subject: string,
+    referrers: Descriptor[],
+  ): Promise<void> {
+    const tag = referrersTag(subject);
+    let existing: Descriptor[] = [];
+    if (await this.#headManifest(repository, tag)) {
+      const fetched = await this.#client.getManifest(this.#ref(repository), tag);
+      if (fetched.manifest.kind === 'index') existing = fetched.manifest.manifests;
+    }
+    const known = new Set(existing.map((descriptor) => descriptor.digest));
+    const added = referrers.filter((descriptor) => !known.has(descriptor.digest));
+    if (added.length === 0) return;
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [...existing, ...added],
+    };
+    await this.putManifest(repository, tag, {
+      bytes: Buffer.from(JSON.stringify(index)),
+      mediaType: MediaType.OciIndex,
+    });
   }
 
   /** External registries have no pins; their own GC policy decides what stays. */

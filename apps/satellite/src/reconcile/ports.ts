@@ -50,6 +50,12 @@ export interface LocalRegistry {
   putManifest(repository: string, reference: string, manifest: ManifestBytes): Promise<void>;
   /** Points `tag` at a manifest already stored by digest. */
   setTag(repository: string, tag: string, digest: string, manifest: ManifestBytes): Promise<void>;
+  /**
+   * Makes referrers of `subject` discoverable. The embedded registry serves the referrers API
+   * from the stored `subject` fields, so it needs nothing; an external registry without that API
+   * gets the OCI 1.1 tag-schema fallback, an index tagged `sha256-<hex>`.
+   */
+  publishReferrers(repository: string, subject: string, referrers: Descriptor[]): Promise<void>;
   /** Keeps a digest safe from garbage collection (embedded); a no-op for external registries. */
   pin(repository: string, digest: string): Promise<void>;
   unpin(repository: string, digest: string): Promise<void>;

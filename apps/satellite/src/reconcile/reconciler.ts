@@ -135,6 +135,7 @@ export class Reconciler {
           waitingForWindow: false,
           ...(this.#reducedReason(artifact) ? { reason: this.#reducedReason(artifact) } : {}),
         });
+        await this.#publishReferrers(artifact);
         await this.#pinAll(artifact);
         return;
       }
@@ -308,7 +309,19 @@ export class Reconciler {
         addDone(node.manifest.bytes.length);
       }
     }
+    await this.#publishReferrers(artifact);
     await this.#pinAll(artifact);
+  }
+
+  async #publishReferrers(artifact: DesiredArtifact): Promise<void> {
+    if (artifact.referrers.length === 0) return;
+    const descriptors: Descriptor[] = artifact.referrers.map((referrer) => ({
+      mediaType: referrer.mediaType,
+      digest: referrer.digest,
+      size: referrer.size,
+      ...(referrer.artifactType ? { artifactType: referrer.artifactType } : {}),
+    }));
+    await this.#deps.local.publishReferrers(artifact.localRepository, artifact.digest, descriptors);
   }
 
   /** The tag and the manifest it points at; for a reduced index, its single matching child. */
