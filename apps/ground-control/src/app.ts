@@ -107,7 +107,10 @@ export async function buildApp(
       waiters,
       satelliteAuth,
       upstream,
-      harbor: new HarborCredentials(options.harborClientFactory),
+      harbor: new HarborCredentials(
+        { db: database.db, secrets, logger, config, now },
+        options.harborClientFactory,
+      ),
       metrics,
       now,
     };

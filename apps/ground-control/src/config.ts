@@ -37,6 +37,9 @@ const envSchema = z.object({
   GC_LOGIN_LOCKOUT_THRESHOLD: integer(1, 1_000).default(5),
   GC_LOGIN_LOCKOUT_SECONDS: integer(1, 86_400).default(900),
   GC_RESOLVE_INTERVAL_SECONDS: integer(0, 86_400).default(300),
+  GC_ROBOT_DURATION_DAYS: integer(1, 3_650).default(30),
+  GC_ROBOT_REFRESH_BEFORE_SECONDS: integer(60, 365 * 86_400).default(7 * 86_400),
+  GC_CREDENTIAL_INTERVAL_SECONDS: integer(0, 86_400).default(300),
   GC_EVENT_HISTORY_PER_SATELLITE: integer(1, 100_000).default(200),
   GC_AUDIT_RETENTION_DAYS: integer(1, 36_500).default(365),
 });
@@ -61,6 +64,12 @@ export interface Config {
   readonly loginLockoutSeconds: number;
   /** Pause between scheduled tag re-resolutions; 0 turns the schedule off. */
   readonly resolveIntervalSeconds: number;
+  /** Lifetime of a new or refreshed Harbor robot account, in days. */
+  readonly robotDurationDays: number;
+  /** A robot whose expiry is closer than this gets a new secret and a longer life. */
+  readonly robotRefreshBeforeSeconds: number;
+  /** Pause between credential runs (robot sync and rotation); 0 turns them off. */
+  readonly credentialIntervalSeconds: number;
   readonly eventHistoryPerSatellite: number;
   readonly auditRetentionDays: number;
 }
@@ -116,6 +125,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     loginLockoutThreshold: values.GC_LOGIN_LOCKOUT_THRESHOLD,
     loginLockoutSeconds: values.GC_LOGIN_LOCKOUT_SECONDS,
     resolveIntervalSeconds: values.GC_RESOLVE_INTERVAL_SECONDS,
+    robotDurationDays: values.GC_ROBOT_DURATION_DAYS,
+    robotRefreshBeforeSeconds: values.GC_ROBOT_REFRESH_BEFORE_SECONDS,
+    credentialIntervalSeconds: values.GC_CREDENTIAL_INTERVAL_SECONDS,
     eventHistoryPerSatellite: values.GC_EVENT_HISTORY_PER_SATELLITE,
     auditRetentionDays: values.GC_AUDIT_RETENTION_DAYS,
   };

@@ -10,13 +10,13 @@ const CLEANUP_INTERVAL_MS = 10 * 60_000;
 /** Used or expired join tokens are kept this long, so a late join still gets a precise error. */
 const JOIN_TOKEN_RETENTION_MS = 30 * 86_400_000;
 /** Advisory lock keys, one per job, so replicas never run the same job at once. */
-const JOB_LOCK_KEYS = { resolve: 7_061_101, cleanup: 7_061_102 } as const;
+const JOB_LOCK_KEYS = { resolve: 7_061_101, cleanup: 7_061_102, credentials: 7_061_103 } as const;
 
 type JobName = keyof typeof JOB_LOCK_KEYS;
 
 /**
- * Scheduled jobs: tag re-resolution and cleanup of expired sessions, tokens and old audit
- * entries. On PostgreSQL each run holds a transaction-level advisory lock, so with several
+ * Scheduled jobs: tag re-resolution, Harbor robot sync and rotation, and cleanup of expired
+ * sessions, tokens and old audit entries. On PostgreSQL each run holds a transaction-level advisory lock, so with several
  * replicas one of them runs it and the others skip that round.
  */
 export class Jobs {
@@ -31,6 +31,10 @@ export class Jobs {
     if (resolveIntervalSeconds > 0)
       this.every('resolve', resolveIntervalSeconds * 1_000, () => this.resolveAll());
     this.every('cleanup', CLEANUP_INTERVAL_MS, () => this.cleanup());
+    const { credentialIntervalSeconds } = this.context.config;
+    if (credentialIntervalSeconds > 0) {
+      this.every('credentials', credentialIntervalSeconds * 1_000, () => this.credentials());
+    }
   }
 
   async stop(): Promise<void> {
@@ -86,6 +90,13 @@ export class Jobs {
       if (this.stopped) return;
       await resolveGroup(this.context, row.id);
     }
+  }
+
+  /** Creates missing Harbor robots, fixes their projects and rotates secrets near expiry. */
+  async credentials(): Promise<void> {
+    const { harbor } = this.context;
+    await harbor.syncSatellites(await harbor.satellitesToSync());
+    await harbor.rotateExpiring();
   }
 
   async cleanup(): Promise<void> {

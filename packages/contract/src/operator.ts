@@ -135,8 +135,10 @@ export const createRegistrySchema = z
   .strictObject({
     name: nameSchema,
     kind: registryKindSchema,
-    /** URL Ground Control uses. */
+    /** URL Ground Control uses for the distribution API (tag resolution). */
     url: httpUrlSchema,
+    /** `kind: harbor` only: base URL of Harbor's REST API when it differs from `url`. */
+    apiUrl: httpUrlSchema.optional(),
     /** URL satellites use; defaults to `url`. */
     satelliteUrl: httpUrlSchema.optional(),
     caBundle: z.string().max(MAX_CA_BUNDLE_LENGTH).optional(),
@@ -155,6 +157,7 @@ export type CreateRegistry = z.infer<typeof createRegistrySchema>;
 export const updateRegistrySchema = z
   .strictObject({
     url: httpUrlSchema.optional(),
+    apiUrl: httpUrlSchema.nullable().optional(),
     satelliteUrl: httpUrlSchema.nullable().optional(),
     caBundle: z.string().max(MAX_CA_BUNDLE_LENGTH).nullable().optional(),
     insecure: z.boolean().optional(),
@@ -173,6 +176,7 @@ export const registrySchema = z
     name: nameSchema,
     kind: registryKindSchema,
     url: z.string(),
+    apiUrl: z.string().nullable(),
     satelliteUrl: z.string(),
     caBundle: z.string().nullable(),
     insecure: z.boolean(),

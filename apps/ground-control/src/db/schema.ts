@@ -77,6 +77,7 @@ export const registries = pgTable('registries', {
   name: text('name').notNull().unique(),
   kind: text('kind', { enum: ['oci', 'harbor'] }).notNull(),
   url: text('url').notNull(),
+  apiUrl: text('api_url'),
   satelliteUrl: text('satellite_url'),
   caBundle: text('ca_bundle'),
   insecure: boolean('insecure').notNull().default(false),

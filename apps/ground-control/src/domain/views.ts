@@ -27,6 +27,7 @@ export function registryView(row: typeof registries.$inferSelect): Registry {
     name: row.name,
     kind: row.kind,
     url: row.url,
+    apiUrl: row.apiUrl,
     satelliteUrl: row.satelliteUrl ?? row.url,
     caBundle: row.caBundle,
     insecure: row.insecure,

@@ -243,7 +243,10 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
           details: { fields: Object.keys(body) },
         });
       });
-      if (body.selections !== undefined) await resolveGroup(context, group.id);
+      if (body.selections !== undefined) {
+        await resolveGroup(context, group.id);
+        await context.harbor.syncSatellites(await context.harbor.membersOf([group.id]));
+      }
       return viewOf(group.name);
     },
   );
@@ -274,6 +277,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
         });
       });
       await resolveGroup(context, group.id);
+      await context.harbor.syncSatellites(await context.harbor.membersOf([group.id]));
       return viewOf(group.name);
     },
   );
@@ -317,6 +321,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
     },
     async (request, reply) => {
       const group = await groupByName(request.params.name);
+      const members = await context.harbor.membersOf([group.id]);
       await context.db.transaction(async (tx) => {
         await bumpRevisions(tx, { groupIds: [group.id] });
         await tx.delete(satelliteGroups).where(eq(satelliteGroups.groupId, group.id));
@@ -327,6 +332,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
           target: `group:${group.name}`,
         });
       });
+      await context.harbor.syncSatellites(members);
       return reply.code(204).send(null);
     },
   );

@@ -31,9 +31,13 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
     return row;
   }
 
-  /** Checks that Ground Control reaches the registry with its own credential. */
+  /**
+   * Checks that Ground Control reaches the registry with its own credential; for Harbor also
+   * that the account may manage robot accounts.
+   */
   async function check(row: RegistryRow): Promise<void> {
     try {
+      if (row.kind === 'harbor') await context.harbor.check(row);
       await context.upstream.ping(upstreamOf(context, row));
     } catch (error) {
       throw new AppError(
@@ -91,7 +95,9 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
     },
     async (request, reply) => {
       const body = request.body;
-      if (body.kind === 'harbor') context.harbor.assertAvailable();
+      if (body.kind === 'oci' && body.apiUrl !== undefined) {
+        throw new AppError('VALIDATION_FAILED', 'apiUrl applies to kind harbor only');
+      }
       if (body.kind === 'harbor' && body.pullCredential !== undefined) {
         throw new AppError(
           'VALIDATION_FAILED',
@@ -102,6 +108,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
         name: body.name,
         kind: body.kind,
         url: body.url,
+        apiUrl: body.apiUrl ?? null,
         satelliteUrl: body.satelliteUrl ?? null,
         caBundle: body.caBundle ?? null,
         insecure: body.insecure ?? false,
@@ -161,6 +168,7 @@ export function registerRegistryRoutes(app: ZodApp, context: AppContext): void {
       const next: RegistryRow = {
         ...existing,
         url: body.url ?? existing.url,
+        apiUrl: body.apiUrl === undefined ? existing.apiUrl : body.apiUrl,
         satelliteUrl: body.satelliteUrl === undefined ? existing.satelliteUrl : body.satelliteUrl,
         caBundle: body.caBundle === undefined ? existing.caBundle : body.caBundle,
         insecure: body.insecure ?? existing.insecure,

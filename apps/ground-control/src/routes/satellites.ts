@@ -221,9 +221,12 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
           target: `satellite:${body.name}`,
           details: { groups: body.groups ?? [], labels: body.labels ?? {} },
         });
-        return joinToken;
+        return { joinToken, satelliteId: row.id };
       });
-      return reply.code(201).send({ satellite: await viewOf(body.name), joinToken: result });
+      await context.harbor.syncSatellites([result.satelliteId]);
+      return reply
+        .code(201)
+        .send({ satellite: await viewOf(body.name), joinToken: result.joinToken });
     },
   );
 
@@ -269,6 +272,7 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
           details: { fields: Object.keys(body) },
         });
       });
+      if (body.groups !== undefined) await context.harbor.syncSatellites([existing.id]);
       return viewOf(existing.name);
     },
   );
@@ -349,6 +353,8 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
         });
       });
       context.satelliteAuth.evict(existing.id);
+      // Deletes its Harbor robots; a failure is logged and the credential job retries it.
+      await context.harbor.syncSatellites([existing.id]);
       return viewOf(existing.name);
     },
   );
@@ -367,6 +373,15 @@ export function registerSatelliteRoutes(app: ZodApp, context: AppContext): void 
     },
     async (request, reply) => {
       const existing = await satelliteByName(request.params.name);
+      try {
+        await context.harbor.removeSatellite(existing.id);
+      } catch (error) {
+        // NOTE: the robot stays in Harbor, because its row goes with the satellite.
+        request.log.error(
+          { err: error, satelliteId: existing.id },
+          'deleting the Harbor robot failed; delete robot sat-<satellite id> in Harbor by hand',
+        );
+      }
       await context.db.transaction(async (tx) => {
         await tx.delete(satellites).where(eq(satellites.id, existing.id));
         await notify(tx, SATELLITE_CHANNEL, existing.id);
