@@ -13,8 +13,8 @@ import { sha256 } from './fixtures.js';
 // be consistent: every recorded manifest, child and blob present, every blob file matching its
 // digest. Its tags must be those of the acknowledged writes, plus at most the one in flight.
 const WRITER_PATH = join(import.meta.dirname, '..', 'dist', 'testing', 'crash-writer.js');
-const STORE_KILLS = 25;
-const HTTP_KILLS = 10;
+const STORE_KILLS = 20;
+const HTTP_KILLS = 8;
 /** Random run time before each kill, in milliseconds: from inside the first write to a few writes. */
 const MIN_RUN_MS = 20;
 const MAX_RUN_MS = 400;

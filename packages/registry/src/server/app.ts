@@ -32,6 +32,8 @@ export interface RegistryServerOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     registryRoute?: RouteMatch;
+    /** Code of the error envelope sent, for the access log. */
+    registryErrorCode?: string;
   }
   interface FastifyInstance {
     metricsRegistry: Registry;
@@ -132,6 +134,7 @@ export function createRegistryServer(options: RegistryServerOptions): Promise<Fa
   const handle = dispatcher(options.store, metrics);
   app.decorate('metricsRegistry', metrics.registry);
   app.decorateRequest('registryRoute', undefined);
+  app.decorateRequest('registryErrorCode', undefined);
 
   // Bodies are streamed by the handlers (blobs) or read with a size limit (manifests).
   app.removeAllContentTypeParsers();
@@ -169,6 +172,7 @@ export function createRegistryServer(options: RegistryServerOptions): Promise<Fa
       operation,
       repository: request.registryRoute?.repository,
       status,
+      code: request.registryErrorCode,
       bytes: Number(reply.getHeader('content-length') ?? 0),
       durationMs: Math.round(durationMs * 10) / 10,
     };
@@ -178,12 +182,14 @@ export function createRegistryServer(options: RegistryServerOptions): Promise<Fa
 
   app.setErrorHandler(async (error, request, reply) => {
     if (isRegistryError(error)) {
+      request.registryErrorCode = error.code;
       if (error.code === 'UNAUTHORIZED') {
         reply.header('WWW-Authenticate', `Basic realm="${auth.realm}"`);
       }
       return sendError(reply, error);
     }
-    request.log.error({ reqId: request.id, err: error }, 'request handler failed');
+    request.registryErrorCode = 'UNKNOWN';
+    request.log.error({ err: error }, 'request handler failed');
     return reply
       .code(500)
       .type('application/json')
