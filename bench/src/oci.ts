@@ -239,8 +239,8 @@ async function main(): Promise<void> {
       `edge-oci: worst download ratio ${downloadRatio.toFixed(3)} (limit ${MAX_DOWNLOAD_RATIO}), ` +
         `worst peak RSS ${(peakRss / 1e6).toFixed(1)} MB (limit ${MAX_PEAK_RSS_BYTES / 1e6} MB): ${passed ? 'within limits' : 'OVER LIMITS'}`,
     );
-    // The limits are sized for the full run; a smoke run's 1 MiB cuts lose a larger share of
-    // bytes in flight at each RST, which the proxy still counts as sent.
+    // The limits are sized for the full run. A smoke run's 1 MiB cuts lose a larger share of
+    // bytes in flight at each RST, and the proxy still counts those bytes as sent.
     if (!passed && !smoke) process.exitCode = 1;
     if (smoke) console.log('smoke run: the limits apply to the full run only');
   } finally {
