@@ -303,6 +303,29 @@ describe('Dockerfiles', () => {
   });
 });
 
+describe('scripts/test-compose.mjs', () => {
+  const script = join(REPO_ROOT, 'scripts/test-compose.mjs');
+
+  it('exits 3 without a Docker engine', async () => {
+    // An empty PATH hides any docker binary, so this path runs on every machine.
+    const emptyDir = await mkdtemp(join(tmpdir(), 'edge-no-docker-'));
+    try {
+      const result = await runToEnd(process.execPath, [script], { ...process.env, PATH: emptyDir });
+      expect(result.code).toBe(3);
+      expect(result.output).toContain('needs a Docker engine');
+      expect(result.output).toContain('Nothing was started');
+    } finally {
+      await rm(emptyDir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects an unknown flag with 2', async () => {
+    const result = await runToEnd(process.execPath, [script, '--no-such-flag']);
+    expect(result.code).toBe(2);
+    expect(result.output).toContain('usage: node scripts/test-compose.mjs');
+  });
+});
+
 /** Time allowed for Ground Control's first start on PGlite (migrations), in ms. */
 const GROUND_CONTROL_START_MS = 90_000;
 /** Time allowed for both satellites to report the group in sync, in ms. */
