@@ -290,6 +290,19 @@ describe('blobs', () => {
     await uploader.close();
   });
 
+  it('shares one upload between concurrent callers', async () => {
+    const bytes = Buffer.from('shared upload '.repeat(20_000));
+    const digest = digestOf(bytes);
+    const file = join(work, 'shared-upload');
+    await writeFile(file, bytes);
+    const target = repo(destination, 'test/upload-shared');
+    const first = client.uploadBlob(target, digest, { file });
+    const second = client.uploadBlob(target, digest, { file });
+    expect(second).toBe(first);
+    await first;
+    await expect(client.headBlob(target, digest)).resolves.toMatchObject({ size: bytes.length });
+  });
+
   it('uploads from a reopenable stream', async () => {
     const bytes = Buffer.from('stream upload '.repeat(10_000));
     const digest = digestOf(bytes);
