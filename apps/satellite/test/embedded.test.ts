@@ -19,6 +19,9 @@ import type { GroundControlHandle, SatelliteHandle } from './harness.js';
 
 /** Small large:1 layer: the 200 MiB case has its own file. */
 const LARGE_LAYER_MIB = 4;
+const PUSHER_PASSWORD = 'pusher-password';
+const OLD_ROBOT_PASSWORD = 'old-robot-password';
+const NEW_ROBOT_PASSWORD = 'new-robot-password';
 
 describe('satellite with the embedded registry', () => {
   let images: TestImages;
@@ -29,6 +32,13 @@ describe('satellite with the embedded registry', () => {
   let dataDir: string;
   let joinToken: string;
   const cleanups: (() => Promise<void>)[] = [];
+  // Users the token server of upstream B accepts; the rotation test removes the old one.
+  const validUsers = new Map([
+    ['pusher', PUSHER_PASSWORD],
+    ['old-robot', OLD_ROBOT_PASSWORD],
+    ['new-robot', NEW_ROBOT_PASSWORD],
+  ]);
+  const tokensIssued = new Map<string, number>();
 
   const selectionsA = [
     { registry: 'up-a', repository: 'test/base', tag: '1' },
@@ -72,10 +82,25 @@ describe('satellite with the embedded registry', () => {
     images = await buildTestImages({ largeLayerMiB: LARGE_LAYER_MIB });
     upstreamA = await startRegistry({ auth: 'basic' });
     cleanups.push(() => upstreamA.stop());
-    upstreamB = await startRegistry({ auth: 'token' });
+    upstreamB = await startRegistry({
+      auth: 'token',
+      users: { pusher: { password: PUSHER_PASSWORD } },
+      tokenAuthorizer: (tokenRequest) => {
+        const valid =
+          tokenRequest.username !== undefined &&
+          validUsers.get(tokenRequest.username) === tokenRequest.password;
+        if (!valid || tokenRequest.username === undefined) return Promise.resolve({ ok: false });
+        tokensIssued.set(tokenRequest.username, (tokensIssued.get(tokenRequest.username) ?? 0) + 1);
+        return Promise.resolve({
+          ok: true,
+          subject: tokenRequest.username,
+          access: tokenRequest.scopes,
+        });
+      },
+    });
     cleanups.push(() => upstreamB.stop());
     await pushTestImages(upstreamA, images);
-    await pushTestImages(upstreamB, images, { only: ['app-b:1'] });
+    await pushTestImages(upstreamB, images, { only: ['app-b:1', 'base:1'] });
     gc = await startGroundControl();
     cleanups.push(() => gc.cleanup());
 
@@ -90,7 +115,8 @@ describe('satellite with the embedded registry', () => {
       kind: 'oci',
       url: upstreamB.url,
       localPrefix: 'site-b',
-      credential: { username: upstreamB.username, password: upstreamB.password },
+      credential: { username: 'pusher', password: PUSHER_PASSWORD },
+      pullCredential: { username: 'old-robot', password: OLD_ROBOT_PASSWORD },
     });
     await gc.api('POST', '/api/v1/configs', {
       name: 'fast',
@@ -186,6 +212,25 @@ describe('satellite with the embedded registry', () => {
     // The poll interval is 5 s; a change arriving by long-poll does not wait for it.
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await desiredRevision()).toBeGreaterThan(before);
+  });
+
+  it('uses a rotated upstream credential without restart', async () => {
+    expect(tokensIssued.get('old-robot') ?? 0).toBeGreaterThan(0);
+    await gc.api('PATCH', '/api/v1/registries/up-b', {
+      pullCredential: { username: 'new-robot', password: NEW_ROBOT_PASSWORD },
+    });
+    validUsers.delete('old-robot');
+    // A repository the satellite never pulled needs a new token, which only the new credential gets.
+    await gc.api('PUT', '/api/v1/groups/group-b/selections', [
+      { registry: 'up-b', repository: 'test/app-b', tag: '1' },
+      { registry: 'up-b', repository: 'test/base', tag: '1' },
+    ]);
+    await waitFor(
+      'site-b/test/base:1 in the embedded registry',
+      async () => (await manifestStatus('site-b/test/base', '1')) === 200,
+    );
+    expect(tokensIssued.get('new-robot') ?? 0).toBeGreaterThan(0);
+    expect((await satellite.status()).pid).toBe(satellite.process.pid);
   });
 
   it('follows a moved tag', async () => {

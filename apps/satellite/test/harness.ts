@@ -13,8 +13,11 @@ export const GROUND_CONTROL_MAIN = join(repositoryRoot, 'apps/ground-control/dis
 
 /** Admin password given to Ground Control through GC_ADMIN_PASSWORD (at least 12 characters). */
 const ADMIN_PASSWORD = 'satellite-tests-admin';
-/** Time allowed until a spawned service's readiness URL returns 200, in ms; Ground Control on PGlite took about 10 s on a 2-core test machine. */
-const READY_TIMEOUT_MS = 30_000;
+/**
+ * Time allowed until a spawned service's readiness URL returns 200, in ms. Ground Control on
+ * PGlite took about 10 s on an idle 2-core machine and over 30 s with other test suites running.
+ */
+const READY_TIMEOUT_MS = 90_000;
 
 /** Polls `check` every 100 ms until it returns a value other than undefined or false. */
 export async function waitFor<T>(
