@@ -5,7 +5,7 @@ import { QuickstartError } from './errors.js';
 
 /** Pause between readiness probes, in ms. */
 const READY_POLL_MS = 200;
-/** Time for one readiness probe, in ms; a live local service answers in a few ms. */
+/** Time for one readiness probe, in ms; a live local service responds in a few ms. */
 const READY_PROBE_TIMEOUT_MS = 2_000;
 
 /** A spawned service whose stdout and stderr go to a log file. */

@@ -76,7 +76,7 @@ async function entriesOf(folder: string): Promise<string[] | undefined> {
   }
 }
 
-/** A password for the admin account: 18 random bytes, 24 characters of base64url. */
+/** Generates an admin password: 18 random bytes as 24 characters of base64url. */
 function generatePassword(): string {
   return randomBytes(18).toString('base64url');
 }
@@ -97,18 +97,22 @@ export async function prepareDataDir(root: string, reset: boolean): Promise<Prep
         'quickstart; pass a new or empty folder with --data-dir',
     );
   }
+
   let origin: PreparedDataDir['origin'] =
     entries === undefined || entries.length === 0 ? 'new' : 'reused';
   if (reset && state !== undefined) {
-    for (const entry of entries ?? [])
+    for (const entry of entries ?? []) {
       await rm(join(paths.root, entry), { recursive: true, force: true });
+    }
     origin = 'reset';
   }
+
   await mkdir(paths.root, { recursive: true });
   await mkdir(paths.logs, { recursive: true });
   if (origin === 'reused' && state !== undefined) {
     return { paths, origin, adminPassword: state.adminPassword, passwordIsNew: false };
   }
+
   const adminPassword = generatePassword();
   await writeFileAtomic(
     paths.stateFile,

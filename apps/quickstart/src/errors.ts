@@ -11,7 +11,7 @@ export type QuickstartErrorCode =
   | 'SYNC_TIMEOUT'
   | 'SYNC_FAILED';
 
-/** A quickstart failure; the message says what failed, on which value and what to do next. */
+/** A quickstart failure; the message states what failed, on which value and what to do next. */
 export class QuickstartError extends Error {
   constructor(
     readonly code: QuickstartErrorCode,

@@ -66,8 +66,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   await services.stopAll(progress);
   if (stopRequested.signal.aborted) {
-    // A stop during start-up: the run ends once its current step sees the stopped services or
-    // the aborted signal; a service it started meanwhile is stopped here.
+    // After a stop during start-up, the run ends at its next check of the aborted signal or when
+    // a service it waits for exits. A service that it started in the meantime is stopped here.
     await run.catch(() => undefined);
     await services.stopAll(progress);
   }

@@ -45,7 +45,7 @@ export class OperatorApi {
     notFoundIsUndefined: boolean,
   ): Promise<z.infer<S> | undefined> {
     const url = `${this.baseUrl}${OPERATOR_API_PREFIX}${path}`;
-    const what = `${method} ${OPERATOR_API_PREFIX}${path}`;
+    const operation = `${method} ${OPERATOR_API_PREFIX}${path}`;
     let statusCode: number;
     let text: string;
     try {
@@ -64,18 +64,18 @@ export class OperatorApi {
     } catch (error) {
       throw new QuickstartError(
         'GROUND_CONTROL_REQUEST_FAILED',
-        `${what} failed: ${error instanceof Error ? error.message : String(error)}; check that ` +
+        `${operation} failed: ${error instanceof Error ? error.message : String(error)}; check that ` +
           `Ground Control runs at ${this.baseUrl} and read its log`,
         { cause: error },
       );
     }
     if (statusCode === 404 && notFoundIsUndefined) return undefined;
-    if (statusCode >= 400) throw apiError(what, statusCode, text);
+    if (statusCode >= 400) throw apiError(operation, statusCode, text);
     const parsed = schema.safeParse(text === '' ? null : JSON.parse(text));
     if (!parsed.success) {
       throw new QuickstartError(
         'GROUND_CONTROL_REQUEST_FAILED',
-        `${what} returned a body that does not match the operator API contract ` +
+        `${operation} returned a body that does not match the operator API contract ` +
           `(${parsed.error.issues[0]?.message ?? 'invalid'}); Ground Control and the quickstart ` +
           'are from different builds: run pnpm build',
       );
@@ -84,7 +84,7 @@ export class OperatorApi {
   }
 }
 
-function apiError(what: string, statusCode: number, text: string): QuickstartError {
+function apiError(operation: string, statusCode: number, text: string): QuickstartError {
   let detail = `HTTP ${statusCode}`;
   try {
     const envelope = errorEnvelopeSchema.safeParse(JSON.parse(text));
@@ -94,5 +94,5 @@ function apiError(what: string, statusCode: number, text: string): QuickstartErr
   } catch {
     // A body that is not JSON: report the status only.
   }
-  return new QuickstartError('GROUND_CONTROL_REQUEST_FAILED', `${what} failed with ${detail}`);
+  return new QuickstartError('GROUND_CONTROL_REQUEST_FAILED', `${operation} failed with ${detail}`);
 }

@@ -5,8 +5,8 @@ export const LOOPBACK = '127.0.0.1';
 
 /**
  * Checks that `port` on 127.0.0.1 is free by binding and closing it, and returns it; port 0 returns
- * a free port that the kernel picked. Another process may take the port between this check and
- * the service's own bind; the service then fails to start and its log names the port.
+ * a free port that the kernel picked. Another process may still take the port before the service
+ * binds it. The service then fails to start, and its log names the port.
  */
 export function claimPort(port: number, flag: string): Promise<number> {
   return new Promise((resolve, reject) => {

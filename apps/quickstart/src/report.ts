@@ -33,9 +33,9 @@ export function formatFleet(fleet: Fleet): string {
 }
 
 /**
- * Formats the commands that pull from the site registry: skopeo and docker per image (Docker
- * allows plain HTTP to 127.0.0.0/8 without configuration), and a containerd `hosts.toml` that
- * makes the site registry a mirror of the upstream host.
+ * Formats the commands that pull from the site registry: skopeo and docker per image, and a
+ * containerd `hosts.toml` that makes the site registry a mirror of the upstream host. dockerd
+ * treats registries on 127.0.0.0/8 as insecure by default, so `docker pull` works over plain HTTP.
  */
 export function formatPullCommands(
   sitePort: number,

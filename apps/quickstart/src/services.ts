@@ -12,7 +12,10 @@ export const GROUND_CONTROL_MAIN = join(REPOSITORY_ROOT, 'apps/ground-control/di
 export const SATELLITE_MAIN = join(REPOSITORY_ROOT, 'apps/satellite/dist/main.js');
 export const REGISTRY_CLI = join(REPOSITORY_ROOT, 'packages/registry/dist/cli.js');
 
-/** Time allowed until a service answers its readiness URL, in ms; Ground Control on PGlite migrates its database first, which took about 10 s on a 2-core machine. */
+/**
+ * Time allowed until a service returns 200 on its readiness URL, in ms. Ground Control on PGlite
+ * migrates its database on the first start, so this is generous.
+ */
 export const READY_TIMEOUT_MS = 60_000;
 
 /** Time limits for each service's graceful stop before SIGKILL, in ms: its own shutdown limit plus 5 s. */
@@ -84,7 +87,7 @@ export async function startGroundControl(
 
 export interface SatelliteStart {
   groundControlUrl: string;
-  /** Join token; undefined when the satellite's data folder already holds an identity. */
+  /** Join token; undefined when the satellite's data folder already contains an identity. */
   joinToken: string | undefined;
   sitePort: number;
   metricsPort: number;

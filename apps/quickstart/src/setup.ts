@@ -77,7 +77,7 @@ export async function ensureConfig(api: OperatorApi): Promise<void> {
 
 /**
  * Creates the group with one selection per image, or replaces the existing group's selections.
- * Ground Control resolves the tags before it answers, so a tag it cannot resolve fails here.
+ * Ground Control resolves the tags before it responds, so a tag it cannot resolve fails here.
  */
 export async function ensureGroup(
   api: OperatorApi,
@@ -116,7 +116,7 @@ export async function ensureGroup(
 
 /**
  * Creates the satellite in the group and returns its join token, or, when it exists, updates its
- * group and config and returns a new join token unless the satellite folder already holds an
+ * group and config and returns a new join token unless the satellite folder already contains an
  * identity (a joined satellite restarts without a token).
  */
 export async function ensureSatellite(

@@ -9,8 +9,8 @@ import { writeLayoutIndex } from './layout.js';
 
 /**
  * Fixed gzip settings, so a layer compresses to the same bytes on every run. Node's gzip header
- * carries mtime 0 and the operating system byte of its zlib build, so digests match between runs
- * on one platform and Node version; another zlib release may compress differently.
+ * carries mtime 0 and the operating system byte of its zlib build. Digests therefore match between
+ * runs on one platform and Node version, but another zlib release may compress differently.
  */
 export const GZIP_OPTIONS: ZlibOptions = {
   level: 9,
@@ -53,7 +53,7 @@ export interface DemoImage {
 }
 
 export interface DemoImageSet {
-  /** OCI image layout folder that holds every blob and manifest. */
+  /** OCI image layout folder that contains every blob and manifest. */
   layoutDir: string;
   images: DemoImage[];
 }
@@ -92,7 +92,7 @@ const BASE_ENTRIES: TarEntry[] = [
     path: 'usr/share/edge-demo/README.txt',
     content: text(
       'This is a demo image built by the edge images quickstart.\n' +
-        'It holds files only and no executable, so runtimes can pull it but not run it.\n',
+        'It contains files only and no executable, so runtimes can pull it but not run it.\n',
     ),
   },
   {

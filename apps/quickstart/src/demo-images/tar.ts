@@ -8,7 +8,7 @@ export const TAR_BLOCK_BYTES = 512;
 /** Modification time of every entry, in seconds since the epoch (2024-01-01T00:00:00Z). */
 export const TAR_MTIME_SECONDS = 1_704_067_200;
 
-/** ustar limits: the name field holds 100 bytes and the prefix field 155. */
+/** ustar limits: the name field has 100 bytes and the prefix field 155. */
 const NAME_FIELD_BYTES = 100;
 const PREFIX_FIELD_BYTES = 155;
 
