@@ -43,17 +43,15 @@ export function satelliteVariables(): Set<string> {
 
 /**
  * Environment variables Ground Control documents: the `variable` column of its README's tables.
- * NOTE: while apps/ground-control/README.md does not exist, the keys of the environment schema
- * in apps/ground-control/src/config.ts are used in its place.
+ * NOTE: while that README has no such table, the keys of the environment schema in
+ * apps/ground-control/src/config.ts are used in its place.
  */
-export function groundControlVariables(): { names: Set<string>; source: string } {
+export function groundControlVariables(): Set<string> {
   const readmePath = join(REPO_ROOT, 'apps/ground-control/README.md');
-  if (existsSync(readmePath)) {
-    return {
-      names: markdownTableColumn(readFileSync(readmePath, 'utf8'), 'variable'),
-      source: 'apps/ground-control/README.md',
-    };
-  }
+  const fromReadme = existsSync(readmePath)
+    ? markdownTableColumn(readFileSync(readmePath, 'utf8'), 'variable')
+    : new Set<string>();
+  if (fromReadme.size > 0) return fromReadme;
   const configPath = join(REPO_ROOT, 'apps/ground-control/src/config.ts');
   const config = readFileSync(configPath, 'utf8');
   const schema = /const envSchema = z\.object\(\{([\s\S]*?)\n\}\);/.exec(config)?.[1] ?? '';
@@ -61,7 +59,7 @@ export function groundControlVariables(): { names: Set<string>; source: string }
   for (const match of schema.matchAll(/^\s+([A-Z][A-Z0-9_]*):/gm)) {
     if (match[1] !== undefined) names.add(match[1]);
   }
-  return { names, source: 'apps/ground-control/src/config.ts' };
+  return names;
 }
 
 /** Returns every `.Values.a.b` path (as `a.b`) used in the chart's template files. */

@@ -82,7 +82,7 @@ describe('docker-compose.yml', () => {
 
   it('sets only documented variables', () => {
     const documented = {
-      'ground-control': groundControlVariables().names,
+      'ground-control': groundControlVariables(),
       satellite: satelliteVariables(),
     };
     const bootstrap = bootstrapVariables();
@@ -150,7 +150,7 @@ describe('docker-compose.yml', () => {
 
 describe('Helm charts', () => {
   const charts = [
-    { name: 'ground-control', variables: () => groundControlVariables().names },
+    { name: 'ground-control', variables: groundControlVariables },
     { name: 'satellite', variables: satelliteVariables },
   ];
 
@@ -280,8 +280,7 @@ describe('Dockerfiles', () => {
     });
 
     it(`${app}: sets only documented variables`, () => {
-      const documented =
-        app === 'ground-control' ? groundControlVariables().names : satelliteVariables();
+      const documented = app === 'ground-control' ? groundControlVariables() : satelliteVariables();
       // Only the final stage's variables reach the service; the build stage's CI=true is pnpm's.
       const lines = instructions();
       const finalStage = lines.slice(lines.findLastIndex((line) => line.startsWith('FROM ')));
