@@ -21,6 +21,10 @@ import type { GroundControlHandle, SatelliteHandle } from './harness.js';
 const KILL_TEST_RATE = 40 * 1024 * 1024;
 /** Partial-file size at which the satellite is killed, in bytes. */
 const KILL_AT_BYTES = 60 * 1024 * 1024;
+/** Bytes the resumed download adds before the SIGTERM, in bytes. */
+const SIGTERM_AFTER_BYTES = 20 * 1024 * 1024;
+/** Shutdown timeout given to the satellite by the harness default (25 s), plus 5 s, in ms. */
+const SHUTDOWN_LIMIT_MS = 30_000;
 /** Allowance for bytes in flight (socket buffers, proxy chunks) at the kill, in bytes. */
 const IN_FLIGHT_ALLOWANCE = 16 * 1024 * 1024;
 
@@ -38,6 +42,9 @@ describe('satellite under faults', () => {
     if (!image) throw new Error(`test image ${name} missing`);
     return { registry: 'up', repository: image.repository, tag: image.tag };
   };
+  const lastReportTime = async (): Promise<string | null> =>
+    (await gc.api<{ receivedAt: string | null }>('GET', '/api/v1/satellites/site-faults/status'))
+      .receivedAt;
   const artifactState = async (repository: string) =>
     (await satellite.status()).artifacts.find(
       (artifact) => artifact.localRepository === repository,
@@ -84,7 +91,7 @@ describe('satellite under faults', () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   });
 
-  it('resumes a 200 MiB layer after kill -9', async () => {
+  it('resumes a 200 MiB layer after kill -9 and SIGTERM', async () => {
     const layerSizes = new Map(images.blobs.map((blob) => [blob.digest, blob.size]));
     const largeBlobs = await blobsOf(images, 'large:1');
     const totalBytes = largeBlobs.reduce((sum, digest) => sum + (layerSizes.get(digest) ?? 0), 0);
@@ -98,6 +105,8 @@ describe('satellite under faults', () => {
       );
       return Math.max(0, ...sizes);
     };
+
+    // 1. kill -9 in the middle of the layer.
     await waitFor(
       'a partial file past the kill point',
       async () => (await partialSize()) >= KILL_AT_BYTES,
@@ -105,15 +114,36 @@ describe('satellite under faults', () => {
     satellite.process.kill9();
     await satellite.process.exited;
     const bytesBeforeKill = proxy.counters.responseBytes;
-    const keptBytes = await partialSize();
-    expect(keptBytes).toBeGreaterThanOrEqual(KILL_AT_BYTES);
-    expect(keptBytes).toBeLessThan(totalBytes);
+    const keptAtKill = await partialSize();
+    expect(keptAtKill).toBeGreaterThanOrEqual(KILL_AT_BYTES);
+    expect(keptAtKill).toBeLessThan(totalBytes);
 
     // After the crash the store is consistent and serves no manifest of large:1.
     const store = await OciStore.open(join(dataDir, 'store'));
     expect(await store.check()).toEqual([]);
     expect(store.statManifest('test/large', '1')).toBeNull();
 
+    // 2. SIGTERM in the middle of the resumed download: a clean exit that keeps the partial file
+    // and sends a last status.
+    proxy.resetCounters();
+    satellite = await startSatellite({ dataDir, groundControlUrl: gc.url });
+    cleanups.push(() => satellite.process.stop('SIGKILL'));
+    await waitFor(
+      'the resumed partial file growing',
+      async () => (await partialSize()) >= keptAtKill + SIGTERM_AFTER_BYTES,
+    );
+    const reportsBefore = await lastReportTime();
+    const stopStarted = Date.now();
+    await satellite.process.stop('SIGTERM', SHUTDOWN_LIMIT_MS);
+    const exit = await satellite.process.exited;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - stopStarted).toBeLessThan(SHUTDOWN_LIMIT_MS);
+    const bytesBeforeStop = proxy.counters.responseBytes;
+    const keptAtStop = await partialSize();
+    expect(keptAtStop).toBeGreaterThan(keptAtKill);
+    expect(await lastReportTime()).not.toBe(reportsBefore);
+
+    // 3. The last start completes the layer from the partial file.
     proxy.setRules({});
     proxy.resetCounters();
     satellite = await startSatellite({ dataDir, groundControlUrl: gc.url });
@@ -124,9 +154,12 @@ describe('satellite under faults', () => {
     );
     const bytesAfterRestart = proxy.counters.responseBytes;
 
-    // The resume fetched only what the partial file lacked, plus manifests.
-    expect(bytesAfterRestart).toBeLessThan(totalBytes - keptBytes + 1024 * 1024);
-    expect(bytesBeforeKill + bytesAfterRestart).toBeLessThan(totalBytes + IN_FLIGHT_ALLOWANCE);
+    // Each start fetched only what the partial file lacked (plus manifests), so the layer
+    // crossed the proxy once, apart from the bytes in flight at the kill.
+    expect(bytesAfterRestart).toBeLessThan(totalBytes - keptAtStop + 1024 * 1024);
+    expect(bytesBeforeKill + bytesBeforeStop + bytesAfterRestart).toBeLessThan(
+      totalBytes + IN_FLIGHT_ALLOWANCE,
+    );
     expect(await rawDigest(satellite.registryHost, 'test/large:1')).toBe(
       images.images['large:1']?.digest,
     );
