@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -167,5 +167,45 @@ describe('skopeo against the embedded registry', () => {
       join(layout, 'blobs/sha256', image.digest.slice('sha256:'.length)),
     );
     expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(image.digest);
+  });
+});
+
+describe('serve command with credentials', () => {
+  it('skopeo pushes and pulls with Basic credentials', async () => {
+    const passwordFile = join(scratch, 'password.txt');
+    await writeFile(passwordFile, 'site-secret\n');
+    const secured = await startEmbeddedRegistry({
+      push: true,
+      credentials: { username: 'site', password: 'site-secret' },
+      extraArgs: ['--pull-user', 'site', '--pull-password-file', passwordFile],
+      // No push user: push then needs the pull credentials.
+    });
+    try {
+      await runCommand('skopeo', [
+        'copy',
+        '--quiet',
+        '--preserve-digests',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        'site:site-secret',
+        `docker://${embedded.host}/test/app-a:1`,
+        `docker://${secured.host}/test/app-a:1`,
+      ]);
+      expect(await skopeoInspectRawDigest(secured, 'test/app-a:1')).toBe(
+        images.images['app-a:1']!.digest,
+      );
+      const anonymous = await fetch(`${secured.url}/v2/test/app-a/tags/list`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="edge-registry"');
+      await anonymous.arrayBuffer();
+      const anonymousPush = await fetch(`${secured.url}/v2/test/app-a/blobs/uploads/`, {
+        method: 'POST',
+      });
+      expect(anonymousPush.status).toBe(401);
+      await anonymousPush.arrayBuffer();
+    } finally {
+      await secured.stop();
+    }
   });
 });

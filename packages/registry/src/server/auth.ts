@@ -7,8 +7,9 @@ export interface Credential {
 }
 
 /**
- * Basic authentication for clients. Pull is anonymous unless `pull` lists credentials (push
- * credentials may pull too); push needs one of `push` when that list is not empty.
+ * Basic authentication for clients. Pull is anonymous unless `pull` lists credentials, and push
+ * credentials may pull too. Push needs one of `push`, or of `pull` when `push` is empty, so
+ * configuring only pull credentials never leaves push open.
  */
 export interface AuthOptions {
   pull?: Credential[];
@@ -56,10 +57,18 @@ export class Authenticator {
     this.push = options.push ?? [];
   }
 
+  /** Credentials that may perform `access`; empty when it is open to anonymous clients. */
+  private allowedFor(access: Access): Credential[] {
+    if (access === 'pull') {
+      return this.pull.length > 0 ? [...this.pull, ...this.push] : [];
+    }
+    return this.push.length > 0 ? this.push : this.pull;
+  }
+
   /** Throws UNAUTHORIZED (401) or DENIED (403) when the request may not perform `access`. */
   authorize(header: string | undefined, access: Access): void {
-    const required = access === 'push' ? this.push.length > 0 : this.pull.length > 0;
-    if (!required) return;
+    const allowed = this.allowedFor(access);
+    if (allowed.length === 0) return;
     const presented = parseBasic(header);
     if (!presented) {
       throw new RegistryError(
@@ -67,7 +76,6 @@ export class Authenticator {
         `authentication required for ${access}: send Basic credentials`,
       );
     }
-    const allowed = access === 'push' ? this.push : [...this.pull, ...this.push];
     if (listed(allowed, presented)) return;
     if (access === 'push' && listed(this.pull, presented)) {
       throw new RegistryError(

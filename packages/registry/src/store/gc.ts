@@ -17,6 +17,29 @@ interface CollectInput {
   manifestInfo: (digest: string, mediaType: string) => Promise<{ parsed: ParsedManifest } | null>;
 }
 
+/**
+ * Collects the blobs that index.json entries of other tools reach: each entry's manifest, its
+ * config and layers, and for an index its children, recursively.
+ */
+async function foreignContent(input: CollectInput): Promise<Set<string>> {
+  const kept = new Set<string>();
+  const pending = input.state.foreign.map((entry) => ({
+    digest: entry.digest,
+    mediaType: entry.mediaType,
+  }));
+  while (pending.length > 0) {
+    const next = pending.pop() as { digest: string; mediaType: string };
+    if (kept.has(next.digest)) continue;
+    kept.add(next.digest);
+    const parsed = (await input.manifestInfo(next.digest, next.mediaType))?.parsed;
+    if (parsed?.config) kept.add(parsed.config.digest);
+    for (const layer of parsed?.layers ?? []) kept.add(layer.digest);
+    for (const child of parsed?.manifests ?? [])
+      pending.push({ digest: child.digest, mediaType: child.mediaType });
+  }
+  return kept;
+}
+
 export interface MarkResult {
   removedManifests: number;
   removedManifestDigests: string[];
@@ -32,7 +55,7 @@ export interface MarkResult {
  */
 export async function markGarbage(input: CollectInput): Promise<MarkResult> {
   const { state, now, gracePeriodMs } = input;
-  const keptBlobs = new Set<string>(state.foreign.map((entry) => entry.digest));
+  const keptBlobs = await foreignContent(input);
   const removedManifestDigests: string[] = [];
   let removedManifests = 0;
 

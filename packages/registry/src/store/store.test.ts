@@ -278,6 +278,30 @@ describe('OciStore manifests', () => {
     );
   });
 
+  it('keeps index.json entries of other tools', async () => {
+    const store = await openStore({ gcGracePeriodMs: 0 });
+    await put(store, fixtures.base);
+    const path = join(store.root, 'index.json');
+    const index = JSON.parse(await readFile(path, 'utf8')) as { manifests: unknown[] };
+    const foreign = {
+      mediaType: fixtures.arm.mediaType,
+      digest: fixtures.arm.digest,
+      size: fixtures.arm.size,
+      annotations: { 'org.opencontainers.image.ref.name': 'arm' },
+    };
+    index.manifests.push(foreign);
+    await writeFile(path, JSON.stringify(index));
+    for (const item of [fixtures.arm, ...fixtures.arm.blobs]) {
+      await store.putBlob(Readable.from([item.bytes]));
+    }
+    const reopened = await OciStore.open(store.root, { gcGracePeriodMs: 0 });
+    expect((await reopened.collectGarbage()).removedBlobs).toBe(0);
+    await reopened.setTag('test/base', 'again', fixtures.base.digest);
+    const after = JSON.parse(await readFile(path, 'utf8')) as { manifests: unknown[] };
+    expect(after.manifests).toContainEqual(foreign);
+    expect(await reopened.hasBlob(fixtures.arm.blobs[2]!.digest)).toBe(true);
+  });
+
   it('deleteManifest removes tags and refuses index children', async () => {
     const store = await openStore({ collectAfterDelete: false });
     await put(store, fixtures.multi);
