@@ -23,7 +23,7 @@ import type { ZodApp } from './http/types.js';
 import { Jobs } from './jobs.js';
 import { Metrics } from './metrics.js';
 import { registerRoutes } from './routes/index.js';
-import { HttpUpstreamClient, type UpstreamClient } from './upstream/client.js';
+import { OciUpstreamClient, type UpstreamClient } from './upstream/client.js';
 
 /** Version reported in the OpenAPI document and `/healthz`. */
 export const GROUND_CONTROL_VERSION = '0.1.0';
@@ -97,7 +97,7 @@ export async function buildApp(
     const metrics = new Metrics();
     const waiters = new StateWaiters();
     const satelliteAuth = new SatelliteAuthenticator(database.db, now);
-    const upstream = options.upstream ?? new HttpUpstreamClient();
+    const upstream = options.upstream ?? new OciUpstreamClient();
     const context: AppContext = {
       config,
       database,
@@ -173,7 +173,7 @@ export async function buildApp(
     });
     app.addHook('onClose', async () => {
       await jobs.stop();
-      if (upstream instanceof HttpUpstreamClient) await upstream.close();
+      if (options.upstream === undefined) await upstream.close();
       if (ownsDatabase) await database.close();
     });
     return { app: app as unknown as FastifyInstance, context };
