@@ -61,7 +61,8 @@ const FULL = {
   rate: { warmupMs: 1_000, durationMs: 5_000 },
   heartbeatConcurrency: 64,
   heartbeatRuns: 3,
-  changes: 3,
+  /** A change and its revert; each sends every satellite a new desired state. */
+  changes: 2,
 };
 const SMOKE = {
   satellites: 20,
@@ -187,12 +188,15 @@ async function main(): Promise<void> {
     const profiled = async <T>(phase: ProfilePhase, run: () => Promise<T>): Promise<T> => {
       if (options.profile !== phase) return run();
       const profileDir = join(scratch, `profile-${phase}`);
+      // The same port, so the operator API client and the satellites keep their base URL.
+      const port = Number(new URL(groundControl.url).port);
       await groundControl.stop();
       groundControl = await startGroundControl(
         {
           databaseUrl: database.url,
           dataDir,
           nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+          port,
         },
         secrets,
       );
@@ -204,7 +208,10 @@ async function main(): Promise<void> {
       );
       process.stdout.write(`${text}\n`);
       profiles.push(text);
-      groundControl = await startGroundControl({ databaseUrl: database.url, dataDir }, secrets);
+      groundControl = await startGroundControl(
+        { databaseUrl: database.url, dataDir, port },
+        secrets,
+      );
       return result;
     };
     // The target reads the URL and PID at each run, because a profiled phase restarts the process.

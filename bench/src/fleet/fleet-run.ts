@@ -1,5 +1,6 @@
 // The long-poll phase of the load generator: every satellite holds one `GET /state?wait=` open
 // and sends a heartbeat at its interval, until the bench stops the phase.
+import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
 import { sleep } from './concurrency.js';
 import { LatencyRecorder } from './latency.js';
@@ -50,6 +51,8 @@ export class FleetRun {
       pipelining: 1,
     });
     this.heartbeatPool.on('disconnect', () => this.heartbeatDisconnects++);
+    // Every poll listens on the one abort signal, far more than the default warning limit of 10.
+    setMaxListeners(satellites.length + POLL_CONNECTION_MARGIN, this.abort.signal);
   }
 
   /** Opens the long polls in ramp steps and starts the heartbeat timers at random offsets. */

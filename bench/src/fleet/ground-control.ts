@@ -73,6 +73,8 @@ export interface GroundControlOptions {
   dataDir: string;
   /** Node options before the entry, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
+  /** Port to listen on; a free one when absent. A restart passes the old one for its clients. */
+  port?: number;
 }
 
 export interface GroundControl {
@@ -87,7 +89,7 @@ export async function startGroundControl(
   options: GroundControlOptions,
   secrets: { encryptionKey: string; adminPassword: string },
 ): Promise<GroundControl> {
-  const port = await getFreePort();
+  const port = options.port ?? (await getFreePort());
   const child = spawnProcess(
     process.execPath,
     [...(options.nodeArgs ?? []), GROUND_CONTROL_ENTRY],

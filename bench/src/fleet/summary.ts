@@ -1,5 +1,5 @@
 // The headline figures of the fleet bench, each with its goal, and one summary line per figure.
-import type { Figure } from '@edge/testkit';
+import { summarize, type Figure } from '@edge/testkit';
 import type { FleetResult, HeartbeatResult, SweepStep } from './phases.js';
 
 export interface Goals {
@@ -73,7 +73,7 @@ export function headlineFigures(
       },
     );
   }
-  const propagation = [...fleet.propagationMs].sort((x, y) => x - y);
+  const propagation = summarize(fleet.propagationMs);
   figures.push(
     {
       name: `largest satellites in flight with state p99 < ${goals.latencyMs} ms`,
@@ -95,9 +95,8 @@ export function headlineFigures(
     {
       name: `change reaching ${satellites} long-polling satellites`,
       unit: 'ms',
-      value: propagation[Math.floor(propagation.length / 2)] ?? 0,
-      min: propagation[0] ?? 0,
-      max: propagation.at(-1) ?? 0,
+      value: propagation.median,
+      ...propagation,
       goal: { kind: 'max', target: goals.propagationMs, ...(note ? { note } : {}) },
     },
     {
