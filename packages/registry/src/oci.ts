@@ -109,3 +109,8 @@ export function parseManifest(bytes: Buffer, contentType: string): ParsedManifes
   if (parsed.manifest.annotations !== undefined) result.annotations = parsed.manifest.annotations;
   return result;
 }
+
+/** Config and layer descriptors of an image manifest (none for an index). */
+export function blobsOf(parsed: ParsedManifest): Descriptor[] {
+  return parsed.config ? [parsed.config, ...parsed.layers] : [...parsed.layers];
+}

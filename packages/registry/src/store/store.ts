@@ -15,6 +15,7 @@ import { RegistryError } from '../errors.js';
 import {
   assertRepositoryName,
   assertTag,
+  blobsOf,
   digestOf,
   parseDigest,
   parseManifest,
@@ -23,9 +24,11 @@ import {
   type ParsedDigest,
   type ParsedManifest,
 } from '../oci.js';
-import { fsyncFile, hashFile, streamToFile } from './blob-files.js';
+import { fsyncFile, streamToFile } from './blob-files.js';
+import { checkLayout, type ConsistencyProblem } from './check.js';
 import { fsyncDirectory, tempName, writeFileAtomic, writeFileSynced } from './fs-atomic.js';
 import { markGarbage, sweepBlobs, type GarbageReport } from './gc.js';
+export type { ConsistencyProblem } from './check.js';
 import {
   emptyState,
   parseIndexFile,
@@ -59,20 +62,6 @@ export interface OciStoreOptions {
 export interface ManifestInfo {
   parsed: ParsedManifest;
   size: number;
-}
-
-export interface ConsistencyProblem {
-  kind:
-    | 'manifest-blob-missing'
-    | 'manifest-digest-mismatch'
-    | 'blob-missing'
-    | 'blob-size-mismatch'
-    | 'child-missing'
-    | 'blob-digest-mismatch'
-    | 'manifest-unparsable';
-  repository?: string;
-  digest: string;
-  detail: string;
 }
 
 function blobNotFound(digest: string): RegistryError {
@@ -673,112 +662,18 @@ export class OciStore {
   }
 
   /**
-   * Checks that every recorded manifest, its blobs and its children are present and intact;
-   * with `verifyBlobContent` it also rehashes every blob file. Returns the problems found.
+   * Checks that every recorded manifest, its blobs and its children are present and intact.
+   * With `verifyBlobContent` it also rehashes every blob file. Returns the problems found.
    */
   async check(options: { verifyBlobContent?: boolean } = {}): Promise<ConsistencyProblem[]> {
-    return this.lock.run(async () => {
-      const problems: ConsistencyProblem[] = [];
-      for (const [name, repository] of this.state.repositories) {
-        for (const record of repository.manifests.values()) {
-          await this.checkRecord(name, record, repository.manifests, problems);
-        }
-      }
-      if (options.verifyBlobContent) {
-        for (const algorithm of ['sha256', 'sha512'] as const) {
-          const directory = join(this.root, 'blobs', algorithm);
-          for (const name of await readdir(directory)) {
-            const written = await hashFile(join(directory, name), algorithm);
-            if (written.digest !== `${algorithm}:${name}`) {
-              problems.push({
-                kind: 'blob-digest-mismatch',
-                digest: `${algorithm}:${name}`,
-                detail: `content hashes to ${written.digest}`,
-              });
-            }
-          }
-        }
-      }
-      return problems;
-    });
+    return this.lock.run(() =>
+      checkLayout({
+        root: this.root,
+        state: this.state,
+        verifyBlobContent: options.verifyBlobContent ?? false,
+      }),
+    );
   }
-
-  private async checkRecord(
-    repository: string,
-    record: ManifestRecord,
-    records: Map<string, ManifestRecord>,
-    problems: ConsistencyProblem[],
-  ): Promise<void> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.blobPath(record.digest));
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      problems.push({
-        kind: 'manifest-blob-missing',
-        repository,
-        digest: record.digest,
-        detail: 'manifest blob file is missing',
-      });
-      return;
-    }
-    const algorithm = parseDigest(record.digest).algorithm;
-    if (digestOf(bytes, algorithm) !== record.digest) {
-      problems.push({
-        kind: 'manifest-digest-mismatch',
-        repository,
-        digest: record.digest,
-        detail: 'manifest bytes hash to another digest',
-      });
-      return;
-    }
-    let parsed: ParsedManifest;
-    try {
-      parsed = parseManifest(bytes, record.mediaType);
-    } catch (error) {
-      problems.push({
-        kind: 'manifest-unparsable',
-        repository,
-        digest: record.digest,
-        detail: String(error),
-      });
-      return;
-    }
-    for (const child of parsed.manifests) {
-      if (!records.has(child.digest)) {
-        problems.push({
-          kind: 'child-missing',
-          repository,
-          digest: child.digest,
-          detail: `child of ${record.digest}`,
-        });
-      }
-    }
-    for (const blob of blobsOf(parsed)) {
-      if (blob.urls !== undefined && blob.urls.length > 0) continue;
-      const found = await this.statBlob(blob.digest);
-      if (!found) {
-        problems.push({
-          kind: 'blob-missing',
-          repository,
-          digest: blob.digest,
-          detail: `used by ${record.digest}`,
-        });
-      } else if (found.size !== blob.size) {
-        problems.push({
-          kind: 'blob-size-mismatch',
-          repository,
-          digest: blob.digest,
-          detail: `${found.size} bytes, descriptor says ${blob.size}`,
-        });
-      }
-    }
-  }
-}
-
-/** Config and layer descriptors of an image manifest (none for an index). */
-export function blobsOf(parsed: ParsedManifest): Descriptor[] {
-  return parsed.config ? [parsed.config, ...parsed.layers] : [...parsed.layers];
 }
 
 /** Pin owners appear in index.json annotations; printable text keeps that file readable. */
