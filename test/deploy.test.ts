@@ -329,7 +329,16 @@ describe('scripts/test-compose.mjs', () => {
 const GROUND_CONTROL_START_MS = 90_000;
 /** Time allowed for both satellites to report the group in sync, in ms. */
 const SYNC_TIMEOUT_MS = 60_000;
-const ADMIN_PASSWORD = 'deploy-test-admin-password';
+const GENERATE_ENV_SCRIPT = join(REPO_ROOT, 'deploy/compose/generate-env.mjs');
+
+/** Returns the KEY=value lines of an environment file as an object. */
+function readEnvFile(path: string): Record<string, string> {
+  const entries = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => /^[A-Z_]+=/.test(line))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+  return Object.fromEntries(entries) as Record<string, string>;
+}
 
 async function startDockerRegistry(
   dir: string,
@@ -376,6 +385,9 @@ describe('compose bootstrap against real processes', () => {
   let site: string;
   let groundControl: string;
   let gcPort: number;
+  // Secrets from generate-env.mjs, so that Ground Control's own validation accepts them.
+  let secrets: Record<string, string>;
+  let envFile: string;
 
   beforeAll(async () => {
     for (const entry of [GROUND_CONTROL_MAIN, SATELLITE_MAIN]) {
@@ -389,13 +401,18 @@ describe('compose bootstrap against real processes', () => {
     const siteRegistry = await startDockerRegistry(dir, 'site');
     children.push(siteRegistry.child);
     site = siteRegistry.url;
+    envFile = join(dir, 'compose.env');
+    const generated = await runToEnd('node', [GENERATE_ENV_SCRIPT, envFile]);
+    if (generated.code !== 0) throw new Error(`generate-env.mjs failed: ${generated.output}`);
+    secrets = readEnvFile(envFile);
     gcPort = await freePort();
     const gc = startChild('node', [GROUND_CONTROL_MAIN], {
       ...process.env,
       GC_HOST: '127.0.0.1',
       GC_PORT: String(gcPort),
       GC_DATA_DIR: join(dir, 'ground-control'),
-      GC_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      GC_ADMIN_PASSWORD: secrets.GC_ADMIN_PASSWORD,
+      GC_ENCRYPTION_KEY: secrets.GC_ENCRYPTION_KEY,
       GC_LOG_LEVEL: 'warn',
     });
     children.push(gc);
@@ -410,7 +427,7 @@ describe('compose bootstrap against real processes', () => {
 
   const bootstrapEnv = () => ({
     ...process.env,
-    GC_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    GC_ADMIN_PASSWORD: secrets.GC_ADMIN_PASSWORD,
     BOOTSTRAP_GROUND_CONTROL_URL: groundControl,
     BOOTSTRAP_REGISTRY_URL: central,
     BOOTSTRAP_SATELLITES: 'site-zot,site-embedded',
@@ -486,7 +503,7 @@ describe('compose bootstrap against real processes', () => {
     const login = await fetch(`${groundControl}/api/v1/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+      body: JSON.stringify({ username: 'admin', password: secrets.GC_ADMIN_PASSWORD }),
     });
     expect(login.status).toBe(200);
     const { token } = (await login.json()) as { token: string };
@@ -511,6 +528,36 @@ describe('compose bootstrap against real processes', () => {
       SATELLITE_METRICS_LISTEN: `0.0.0.0:${embeddedMetricsPort}`,
     });
     expect(health.code, `output: ${health.output}`).toBe(0);
+  });
+
+  it('generate-env keeps an existing file', async () => {
+    expect(statSync(envFile).mode & 0o777).toBe(0o600);
+    expect(secrets.POSTGRES_PASSWORD).toMatch(/^[0-9a-f]{48}$/);
+    const before = sha256File(envFile);
+    const again = await runToEnd('node', [GENERATE_ENV_SCRIPT, envFile]);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain('left unchanged');
+    expect(sha256File(envFile)).toBe(before);
+  });
+
+  it('compose interpolates the generated secrets', async () => {
+    const result = await runToEnd('docker-compose', [
+      '-f',
+      COMPOSE_FILE,
+      '--env-file',
+      envFile,
+      'config',
+    ]);
+    expect(result.code, `output: ${result.output}`).toBe(0);
+    const config = parse(result.output) as { services: Record<string, ComposeService> };
+    const environment = config.services['ground-control']?.environment ?? {};
+    expect(environment.DATABASE_URL).toBe(
+      `postgres://edge:${secrets.POSTGRES_PASSWORD}@postgres:5432/edge`,
+    );
+    expect(environment.GC_ENCRYPTION_KEY).toBe(secrets.GC_ENCRYPTION_KEY);
+    expect(config.services.bootstrap?.environment?.GC_ADMIN_PASSWORD).toBe(
+      secrets.GC_ADMIN_PASSWORD,
+    );
   });
 
   it('health check script reports readiness', async () => {
