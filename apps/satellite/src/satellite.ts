@@ -40,6 +40,18 @@ const STATUS_DEBOUNCE_MS = 1_000;
 /** Time allowed for the last status report during shutdown, in ms. */
 const FINAL_STATUS_TIMEOUT_MS = 5_000;
 
+/** Config document fields this version applies; newer Ground Controls may send more. */
+const KNOWN_CONFIG_FIELDS: ReadonlySet<string> = new Set([
+  'pollIntervalSeconds',
+  'heartbeatIntervalSeconds',
+  'logLevel',
+  'concurrency',
+  'bandwidthBytesPerSecond',
+  'syncWindows',
+  'removalGracePeriodSeconds',
+  'runtimeMirror',
+]);
+
 export interface SatelliteOptions {
   settings: Settings;
   logger: Logger;
@@ -78,6 +90,7 @@ export class Satellite {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #windowsError: string | undefined;
   #groundControlUrl = '';
+  #nextRemovalAt: number | null = null;
 
   constructor(options: SatelliteOptions) {
     this.#settings = options.settings;
@@ -209,6 +222,13 @@ export class Satellite {
       throw new SatelliteError(
         'GROUND_CONTROL_UNREACHABLE',
         'No desired state: Ground Control did not answer and none is stored in the data folder. Check the Ground Control URL and the network.',
+      );
+    }
+    if (this.status.revoked) {
+      await this.status.flush();
+      throw new SatelliteError(
+        'SATELLITE_REVOKED',
+        'Ground Control revoked this satellite, so sync --once copies nothing. The local registry keeps what is present; create a new satellite to sync again.',
       );
     }
     const result = await this.#reconcileOnce(this.#state);
@@ -367,6 +387,13 @@ export class Satellite {
         `Sync windows are invalid (${this.#windowsError}); copying is paused until Ground Control sends valid windows.`,
       );
     }
+    const unknown = Object.keys(config).filter((key) => !KNOWN_CONFIG_FIELDS.has(key));
+    if (unknown.length > 0) {
+      this.#logger.info(
+        { fields: unknown },
+        'config fields unknown to this satellite version are ignored; upgrade the satellite to use them',
+      );
+    }
     if (previous && JSON.stringify(previous) !== JSON.stringify(config)) {
       this.#logger.info({ config }, 'config changed; applied without restart');
     }
@@ -388,10 +415,10 @@ export class Satellite {
   /** Logs once per change to unreachable, not once per failed attempt. */
   #markUnreachable(error: unknown): void {
     if (this.status.snapshot().groundControl.reachable !== false) {
-      this.#logger.warn(
-        { err: error, code: errorCode(error) },
-        'Ground Control unreachable; serving what is present and retrying with backoff',
-      );
+      const message = isSatelliteError(error, 'GROUND_CONTROL_UNREACHABLE')
+        ? 'Ground Control unreachable; serving what is present and retrying with backoff'
+        : 'Ground Control rejected the request; serving what is present and retrying with backoff';
+      this.#logger.warn({ err: error, code: errorCode(error) }, message);
     }
     this.status.setGroundControl(false, errorMessage(error));
     this.#metrics?.groundControlReachable.set(0);
@@ -446,8 +473,8 @@ export class Satellite {
         const result = await this.#reconcileOnce(state);
         waitMs = VERIFY_INTERVAL_MS;
         if (result.waitingForWindow > 0) waitMs = Math.min(waitMs, WINDOW_RECHECK_MS);
-        if (result.nextRetryAt !== null) {
-          waitMs = Math.min(waitMs, Math.max(1_000, result.nextRetryAt - Date.now()));
+        for (const next of [result.nextRetryAt, this.#nextRemovalAt]) {
+          if (next !== null) waitMs = Math.min(waitMs, Math.max(1_000, next - Date.now()));
         }
       } catch (error) {
         this.#logger.error({ err: error, code: errorCode(error) }, 'reconcile failed');
@@ -476,6 +503,7 @@ export class Satellite {
         // unfinished artifact have no manifest yet and would be collected.
         collect: result.pending === 0 && result.failed === 0 && result.waitingForWindow === 0,
       });
+      this.#nextRemovalAt = removal.nextRemovalAt;
       if (removal.removed > 0 && removal.collected === false) this.#gcPending = true;
       if (this.#gcPending && result.pending + result.failed + result.waitingForWindow === 0) {
         await this.#local.collectGarbage();

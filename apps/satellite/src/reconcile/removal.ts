@@ -11,6 +11,8 @@ export interface RemovalResult {
   freedBytes: number;
   /** False when removals happened but garbage collection was deferred. */
   collected: boolean;
+  /** When the next unassigned artifact's grace period ends, in ms since the epoch. */
+  nextRemovalAt: number | null;
 }
 
 /**
@@ -51,7 +53,16 @@ export async function removeUnassigned(input: {
     }
   }
 
-  const result: RemovalResult = { removed: 0, kept: 0, freedBytes: 0, collected: false };
+  const result: RemovalResult = {
+    removed: 0,
+    kept: 0,
+    freedBytes: 0,
+    collected: false,
+    nextRemovalAt: null,
+  };
+  const noteNextRemoval = (at: number): void => {
+    result.nextRemovalAt = Math.min(result.nextRemovalAt ?? Infinity, at);
+  };
   for (const placement of placements.all()) {
     const key = `${placement.localRepository}@${placement.digest}`;
     if (desired.has(key)) {
@@ -70,8 +81,12 @@ export async function removeUnassigned(input: {
         },
         'artifact left the desired state; removal after the grace period',
       );
-      if (input.gracePeriodMs > 0) continue;
+      if (input.gracePeriodMs > 0) {
+        noteNextRemoval(now + input.gracePeriodMs);
+        continue;
+      }
     } else if (now - Date.parse(placement.unassignedSince) < input.gracePeriodMs) {
+      noteNextRemoval(Date.parse(placement.unassignedSince) + input.gracePeriodMs);
       continue;
     }
     try {
