@@ -2,7 +2,7 @@
 // READMEs, `.Values` paths from Helm templates, and loopback-only child processes.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -41,25 +41,10 @@ export function satelliteVariables(): Set<string> {
   return markdownTableColumn(readme, 'variable');
 }
 
-/**
- * Environment variables Ground Control documents: the `variable` column of its README's tables.
- * NOTE: while that README has no such table, the keys of the environment schema in
- * apps/ground-control/src/config.ts are used in its place.
- */
+/** Environment variables Ground Control documents in the `variable` column of its README. */
 export function groundControlVariables(): Set<string> {
-  const readmePath = join(REPO_ROOT, 'apps/ground-control/README.md');
-  const fromReadme = existsSync(readmePath)
-    ? markdownTableColumn(readFileSync(readmePath, 'utf8'), 'variable')
-    : new Set<string>();
-  if (fromReadme.size > 0) return fromReadme;
-  const configPath = join(REPO_ROOT, 'apps/ground-control/src/config.ts');
-  const config = readFileSync(configPath, 'utf8');
-  const schema = /const envSchema = z\.object\(\{([\s\S]*?)\n\}\);/.exec(config)?.[1] ?? '';
-  const names = new Set<string>();
-  for (const match of schema.matchAll(/^\s+([A-Z][A-Z0-9_]*):/gm)) {
-    if (match[1] !== undefined) names.add(match[1]);
-  }
-  return names;
+  const readme = readFileSync(join(REPO_ROOT, 'apps/ground-control/README.md'), 'utf8');
+  return markdownTableColumn(readme, 'variable');
 }
 
 /** Returns every `.Values.a.b` path (as `a.b`) used in the chart's template files. */
