@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blobsOf, digestOf, parseDigest, parseManifest, type ParsedManifest } from '../oci.js';
 import { hashFile } from './blob-files.js';
+import { isNotFound } from './fs-atomic.js';
 import type { LayoutState, ManifestRecord } from './layout-index.js';
 
 export interface ConsistencyProblem {
@@ -16,10 +17,6 @@ export interface ConsistencyProblem {
   repository?: string;
   digest: string;
   detail: string;
-}
-
-function isNotFound(error: unknown): boolean {
-  return error instanceof Error && 'code' in error && error.code === 'ENOENT';
 }
 
 function blobPath(root: string, digest: string): string {

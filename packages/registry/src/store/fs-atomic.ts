@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+export function isNotFound(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'ENOENT';
+}
+
 /** Flushes a directory entry so that a rename inside it survives a power loss. */
 export async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');

@@ -26,7 +26,13 @@ import {
 } from '../oci.js';
 import { fsyncFile, streamToFile } from './blob-files.js';
 import { checkLayout, type ConsistencyProblem } from './check.js';
-import { fsyncDirectory, tempName, writeFileAtomic, writeFileSynced } from './fs-atomic.js';
+import {
+  fsyncDirectory,
+  isNotFound,
+  tempName,
+  writeFileAtomic,
+  writeFileSynced,
+} from './fs-atomic.js';
 import { markGarbage, sweepBlobs, type GarbageReport } from './gc.js';
 export type { ConsistencyProblem } from './check.js';
 import {
@@ -75,10 +81,6 @@ function manifestNotFound(repository: string, reference: string): RegistryError 
   );
 }
 
-function isNotFound(error: unknown): boolean {
-  return error instanceof Error && 'code' in error && error.code === 'ENOENT';
-}
-
 /**
  * Content-addressed store laid out as an OCI image layout. Blobs are visible in every repository;
  * manifests, tags and pins are per repository and live in `index.json` annotations.
@@ -102,7 +104,10 @@ export class OciStore {
     this.uploads = new UploadSessions(join(root, 'uploads'), this);
   }
 
-  /** Opens (and creates when missing) a store at `root`; removes the store's own stale temp files. */
+  /**
+   * Opens (and creates when missing) a store at `root` and removes its own stale temp files.
+   * NOTE: nothing stops a second process from opening the same root; only one may write.
+   */
   static async open(root: string, options: OciStoreOptions = {}): Promise<OciStore> {
     for (const directory of [
       'blobs/sha256',
