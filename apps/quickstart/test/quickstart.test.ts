@@ -1,31 +1,39 @@
 // End-to-end runs of the built quickstart: a fresh data folder with --exit-when-synced, then a
 // second run that reuses the folder, keeps serving until SIGINT and is checked with skopeo.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getFreePort, runCommand, spawnProcess } from '@edge/testkit';
-import type { ManagedProcess } from '@edge/testkit';
+import { RegistryClient } from '@edge/oci';
+import { getFreePort, runCommand, spawnProcess, startRegistry } from '@edge/testkit';
+import type { ManagedProcess, RegistryHandle } from '@edge/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemoImages, type DemoImageSet } from '../src/demo-images/build.js';
+import { pushDemoImages } from '../src/demo-images/push.js';
 
 const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const QUICKSTART_MAIN = join(repositoryRoot, 'apps/quickstart/dist/main.js');
 /** Sync timeout passed to the quickstart, in seconds; a fresh run took 34 to 48 s on 2 cores. */
 const SYNC_TIMEOUT_SECONDS = 90;
 /** Time allowed for a whole quickstart run, in ms: the sync timeout plus start and stop. */
-const RUN_TIMEOUT_MS = (SYNC_TIMEOUT_SECONDS + 60) * 1000;
+const RUN_TIMEOUT_MS = (SYNC_TIMEOUT_SECONDS + 150) * 1000;
 
-async function rawDigest(reference: string): Promise<string> {
+/** sha256 of `skopeo inspect --raw` of a full transport reference (`docker://…`, `oci:…`). */
+async function rawDigestOf(reference: string, credentials?: string): Promise<string> {
   const { stdout } = await runCommand('skopeo', [
     'inspect',
     '--raw',
     '--tls-verify=false',
-    `docker://${reference}`,
+    ...(credentials !== undefined ? ['--creds', credentials] : []),
+    reference,
   ]);
   return `sha256:${createHash('sha256').update(stdout).digest('hex')}`;
+}
+
+function rawDigest(reference: string): Promise<string> {
+  return rawDigestOf(`docker://${reference}`);
 }
 
 function startQuickstart(args: string[]): ManagedProcess {
@@ -185,4 +193,99 @@ describe('quickstart', () => {
     // --reset must leave a folder that the quickstart did not make untouched.
     expect(await readdir(folder)).toEqual(before);
   });
+});
+
+describe('quickstart with --upstream', () => {
+  let dataDir: string;
+  let upstream: RegistryHandle;
+  let images: DemoImageSet;
+  let passwordFile: string;
+  const running: ManagedProcess[] = [];
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'quickstart-upstream-test-'));
+    upstream = await startRegistry({ auth: 'basic' });
+    images = await buildDemoImages(join(dataDir, 'layout'));
+    const client = new RegistryClient({
+      plainHttp: [upstream.host],
+      credentials: {
+        [upstream.host]: { username: upstream.username ?? '', password: upstream.password ?? '' },
+      },
+    });
+    try {
+      await pushDemoImages(client, upstream.host, images);
+    } finally {
+      await client.close();
+    }
+    passwordFile = join(dataDir, 'upstream-password');
+    await writeFile(passwordFile, `${upstream.password ?? ''}\n`, { mode: 0o600 });
+  });
+
+  afterAll(async () => {
+    for (const proc of running) await proc.stop('SIGTERM', 60_000);
+    await upstream.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const upstreamArgs = (imageArgs: string[]): string[] => [
+    '--exit-when-synced',
+    '--data-dir',
+    join(dataDir, 'run'),
+    '--gc-port',
+    '0',
+    '--site-port',
+    '0',
+    '--timeout',
+    String(SYNC_TIMEOUT_SECONDS),
+    '--upstream',
+    upstream.url,
+    '--upstream-username',
+    upstream.username ?? '',
+    '--upstream-password-file',
+    passwordFile,
+    ...imageArgs.flatMap((image) => ['--image', image]),
+  ];
+
+  it(
+    'replicates the named images',
+    async () => {
+      const proc = startQuickstart(upstreamArgs(['demo/hello:1.0', 'demo/multi:1.0']));
+      running.push(proc);
+      const exit = await proc.exited;
+      const output = proc.output();
+      expect({ code: exit.code, output }).toMatchObject({ code: 0 });
+      expect(output).not.toContain('pushed ');
+      expect(output).toMatch(/quickstart-site\s+in-sync/);
+      expect(output).toContain(`/etc/containerd/certs.d/${upstream.host}/hosts.toml`);
+      expect(output).not.toContain(upstream.password ?? '');
+
+      // The services are stopped now, so the satellite's store is read as an OCI layout.
+      const store = join(dataDir, 'run', 'satellite', 'store');
+      const credentials = `${upstream.username ?? ''}:${upstream.password ?? ''}`;
+      for (const reference of ['demo/hello:1.0', 'demo/multi:1.0']) {
+        const upstreamDigest = await rawDigestOf(
+          `docker://${upstream.host}/${reference}`,
+          credentials,
+        );
+        const siteDigest = await rawDigestOf(`oci:${store}:${reference}`);
+        expect({ reference, digest: siteDigest }).toEqual({ reference, digest: upstreamDigest });
+      }
+    },
+    RUN_TIMEOUT_MS,
+  );
+
+  it(
+    'missing tag fails with UPSTREAM_FAILED',
+    async () => {
+      const proc = startQuickstart(upstreamArgs(['demo/hello:1.0', 'demo/absent:9']));
+      running.push(proc);
+      const exit = await proc.exited;
+      const output = proc.output();
+      expect({ code: exit.code, output }).toMatchObject({ code: 1 });
+      expect(output).toContain('UPSTREAM_FAILED');
+      expect(output).toContain('demo/absent:9');
+      expect(output).toContain('stopped Ground Control');
+    },
+    RUN_TIMEOUT_MS,
+  );
 });
