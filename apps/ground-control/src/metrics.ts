@@ -5,7 +5,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly httpRequests = new Counter({
     name: 'gc_http_requests_total',
-    help: 'HTTP requests answered, by method, route and status code',
+    help: 'HTTP responses sent, by method, route and status code',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
   });

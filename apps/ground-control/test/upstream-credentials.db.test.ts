@@ -17,8 +17,8 @@ import {
   type TestDatabaseHandle,
 } from './helpers.js';
 
-// Harbor cannot run here, so the Harbor test double from @edge/testkit/harbor stands in for
-// Harbor's robot and project API; its token service feeds a real docker-registry in token mode.
+// Harbor cannot run here, so the Harbor test double from @edge/testkit/harbor imitates Harbor's
+// robot and project API. Its token service issues tokens for a real docker-registry in token mode.
 
 const MANIFEST_ACCEPT =
   'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';

@@ -33,9 +33,9 @@ function invalid(message: string): AppError {
 }
 
 /**
- * Verifies satellite JWTs against the stored Ed25519 keys. Verified tokens and loaded keys are
- * cached in memory until the token expires; a NOTIFY on the satellite channel evicts a
- * satellite on every replica when it is revoked, deleted or joins again with a new key.
+ * Verifies satellite JWTs against the stored Ed25519 keys. Verified tokens and loaded keys stay
+ * in memory until the token expires. A NOTIFY on the satellite channel evicts a satellite on
+ * every replica when it is revoked, deleted or joins again with a new key.
  */
 export class SatelliteAuthenticator {
   private readonly satellitesById = new Map<string, Promise<SatelliteEntry | null>>();

@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.js';
 import { auditLog } from '../db/schema.js';
 
-/** Who performed an action: `user:<name>`, `token:<name>`, `satellite:<id>` or `system`. */
+/** Performer of an action: `user:<name>`, `token:<name>`, `satellite:<id>` or `system`. */
 export type Actor = string;
 
 export async function recordAudit(

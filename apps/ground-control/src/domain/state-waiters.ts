@@ -62,7 +62,7 @@ export class StateWaiters {
     }
   }
 
-  /** Releases every waiter (answered as unchanged) at shutdown. */
+  /** Releases every waiter as unchanged at shutdown, so long polls end with 304. */
   close(): void {
     this.closed = true;
     for (const set of [...this.waiting.values()]) for (const finish of [...set]) finish(false);

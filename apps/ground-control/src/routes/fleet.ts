@@ -18,8 +18,9 @@ import { ERROR_RESPONSES, bearerAuth, type ZodApp } from '../http/types.js';
 export const STALE_POLL_INTERVALS = 3;
 
 /**
- * One row per satellite with its fleet category. The poll interval comes from the config that
- * applies to the satellite (its own, else its highest-priority group's), as in the desired state.
+ * Builds the query of one row per satellite with its fleet category. The poll interval comes
+ * from the config that applies to the satellite (its own, else its highest-priority group's), as
+ * in the desired state.
  */
 function fleetQuery(now: Date) {
   return sql`

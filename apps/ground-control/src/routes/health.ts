@@ -37,9 +37,13 @@ export function registerHealthRoutes(
       try {
         await context.db.execute(sql`select 1 from users limit 1`);
       } catch (error) {
-        throw new AppError('NOT_READY', 'the database does not answer; check DATABASE_URL', {
-          cause: error,
-        });
+        throw new AppError(
+          'NOT_READY',
+          'the database query failed; check DATABASE_URL and that the database is running',
+          {
+            cause: error,
+          },
+        );
       }
       return { status: 'ready' as const };
     },

@@ -144,7 +144,7 @@ export function registerUserRoutes(app: ZodApp, context: AppContext): void {
   );
 }
 
-/** Keeps at least one admin, so nobody locks the operators out of user management. */
+/** Keeps at least one admin, so the operators cannot lock themselves out of user management. */
 async function assertAnotherAdmin(context: AppContext, userId: string): Promise<void> {
   const admins = await context.db
     .select({ id: users.id })
