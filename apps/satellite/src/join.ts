@@ -10,7 +10,7 @@ import { SATELLITE_VERSION } from './version.js';
 /**
  * Returns the stored identity, or joins Ground Control with the token on the first start. A
  * token given after the satellite has joined is ignored: join tokens are single-use, and the
- * environment of a restarted service often still holds the consumed one.
+ * environment of a restarted service often still contains the consumed one.
  */
 export async function ensureIdentity(input: {
   layout: DataDirLayout;

@@ -21,7 +21,7 @@ export interface ArtifactProgress {
   waitingForWindow?: boolean;
 }
 
-/** What `satellite status` prints; written to the data folder's status.json. */
+/** Local status that `satellite status` prints, written to the data folder's status.json. */
 export interface LocalStatus {
   updatedAt: string;
   pid: number;
@@ -183,7 +183,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     };
   }
 
-  /** The status report for Ground Control, within the contract's size limits. */
+  /** Builds the status report for Ground Control, within the contract's size limits. */
   report(): StatusReport {
     return {
       protocolVersion: PROTOCOL_VERSION,

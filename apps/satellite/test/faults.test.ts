@@ -1,5 +1,5 @@
 // The built satellite under faults: kill -9 in the middle of a 200 MiB layer, an upstream that
-// answers 429 and 503, and one artifact whose layer the upstream does not serve. The upstream
+// returns 429 and 503, and one artifact whose layer the upstream does not serve. The upstream
 // is a real docker-registry behind testkit's fault proxy; Ground Control is the built one.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -188,7 +188,7 @@ describe('satellite under faults', () => {
     const baseRequests = [...proxy.counters.byPath.entries()]
       .filter(([path]) => path.startsWith('/v2/test/base/'))
       .reduce((sum, [, count]) => sum + count, 0);
-    // The three faulted answers plus at least the successful manifest request reached the proxy.
+    // The three faulted responses plus at least the successful manifest request reached the proxy.
     expect(baseRequests).toBeGreaterThan(3);
     expect(await rawDigest(satellite.registryHost, 'test/base:1')).toBe(
       images.images['base:1']?.digest,
@@ -202,7 +202,7 @@ describe('satellite under faults', () => {
     const appBOnly = (await blobsOf(images, 'app-b:1')).filter((digest) => !shared.has(digest));
     expect(appBOnly.length).toBeGreaterThan(0);
     const missingLayer = appBOnly[0] ?? '';
-    // The upstream answers 404 BLOB_UNKNOWN for one layer of app-b:1, as after a broken GC.
+    // The upstream returns 404 BLOB_UNKNOWN for one layer of app-b:1, as after a broken GC.
     proxy.setRules({
       match: (request) => request.url.includes(missingLayer),
       statusForRequest: Array.from({ length: 200 }, (_, index) => ({

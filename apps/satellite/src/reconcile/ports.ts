@@ -41,7 +41,7 @@ export interface LocalRegistry {
   hasBlob(repository: string, digest: string): Promise<boolean>;
   /**
    * Makes the blob available in `repository` without downloading it, when the registry already
-   * holds it elsewhere (embedded: shared store; external: cross-repository mount). Returns false
+   * contains it elsewhere (embedded: shared store; external: cross-repository mount). Returns false
    * when the blob must be downloaded.
    */
   linkBlob(repository: string, descriptor: Descriptor): Promise<boolean>;
@@ -52,7 +52,7 @@ export interface LocalRegistry {
   setTag(repository: string, tag: string, digest: string, manifest: ManifestBytes): Promise<void>;
   /**
    * Makes referrers of `subject` discoverable. The embedded registry serves the referrers API
-   * from the stored `subject` fields, so it needs nothing; an external registry without that API
+   * from the stored `subject` fields, so it needs nothing. An external registry without that API
    * gets the OCI 1.1 tag-schema fallback, an index tagged `sha256-<hex>`.
    */
   publishReferrers(repository: string, subject: string, referrers: Descriptor[]): Promise<void>;

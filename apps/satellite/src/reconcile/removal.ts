@@ -20,7 +20,7 @@ export interface RemovalResult {
  * `gracePeriodMs` ago. Content without a placement record is never touched.
  *
  * On an external CNCF Distribution, deleting a manifest by digest removes every tag that points
- * at it, and tags cannot be deleted alone, so the satellite first lists the tags on that digest
+ * at it, and tags cannot be deleted alone. So the satellite first lists the tags on that digest,
  * and keeps the manifest when any of them was not set by the satellite. Distribution never frees
  * blob space on delete; its own offline `garbage-collect` does.
  */
@@ -131,6 +131,7 @@ async function removePlacement(
       return false;
     }
   }
+
   for (const digest of [
     placement.digest,
     ...placement.childDigests,
@@ -138,11 +139,14 @@ async function removePlacement(
   ]) {
     await local.unpin(repository, digest);
   }
+
   for (const digest of targets) {
     if (!(await local.hasManifest(repository, digest))) continue;
     await local.deleteManifest(repository, digest);
   }
+
   // Referrers and index children go too, unless a desired artifact still needs them.
+  // NOTE: on an external registry the sha256-<hex> referrers fallback index stays behind.
   const extra = [
     ...placement.referrerDigests,
     ...(placement.reduced ? [] : placement.childDigests),
@@ -153,6 +157,7 @@ async function removePlacement(
     if ((await local.tagsPointingAt(repository, digest)).length > 0) continue;
     await local.deleteManifest(repository, digest);
   }
+
   await placements.remove(repository, placement.digest);
   log.info('placed artifact removed');
   return true;
