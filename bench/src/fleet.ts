@@ -61,8 +61,8 @@ const FULL = {
   rate: { warmupMs: 1_000, durationMs: 5_000 },
   heartbeatConcurrency: 64,
   heartbeatRuns: 3,
-  /** A change and its revert; each sends every satellite a new desired state. */
-  changes: 2,
+  /** Each change sends every satellite a new desired state, minutes of work at N = 10,000. */
+  changes: 1,
 };
 const SMOKE = {
   satellites: 20,
@@ -184,6 +184,7 @@ async function main(): Promise<void> {
     );
 
     const profiles: string[] = [];
+    let fleetError: string | undefined;
     /** Restarts Ground Control under `node --cpu-prof` for `phase` when --profile asks for it. */
     const profiled = async <T>(phase: ProfilePhase, run: () => Promise<T>): Promise<T> => {
       if (options.profile !== phase) return run();
@@ -254,6 +255,7 @@ async function main(): Promise<void> {
         ? { tag: '2', digest: digestOf('app-a:2') }
         : { tag: '1', digest: digestOf('app-a:1') },
     );
+    printTable([...sweep.figures, ...heartbeats.figures]);
     const fleet = await profiled('fleet', () =>
       runFleet(load, gcTarget, api, {
         satellites: n,
@@ -265,7 +267,12 @@ async function main(): Promise<void> {
         repository: REPOSITORY,
         registry: REGISTRY_NAME,
       }),
-    );
+    ).catch((error: unknown) => {
+      // The earlier phases' figures are still worth writing; the summary names the failure.
+      fleetError = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`fleet phase failed: ${fleetError}\n`);
+      return undefined;
+    });
     const loadAfter = await readLoadAverage();
 
     const headline = headlineFigures(sweep.steps, heartbeats, fleet, n, GOALS);
@@ -273,7 +280,7 @@ async function main(): Promise<void> {
       ...headline,
       ...sweep.figures,
       ...heartbeats.figures,
-      ...fleet.figures,
+      ...(fleet?.figures ?? []),
       { name: 'set-up create satellites', unit: 'ms', value: createMs },
       { name: 'set-up join satellites', unit: 'ms', value: joined.joinMs },
     ];
@@ -291,9 +298,11 @@ async function main(): Promise<void> {
       profile: options.profile ?? null,
       profiles,
       goals: GOALS,
+      fleetError: fleetError ?? null,
     });
     process.stdout.write(`results: ${path}\n`);
     printSummaryLines(headline);
+    if (fleetError !== undefined) process.stdout.write(`fleet phase: FAILED, ${fleetError}\n`);
   } finally {
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((error: unknown) => {

@@ -11,16 +11,13 @@ import { BenchError } from './satellite.js';
 export const LATENCY_GOAL_MS = 100;
 /** How often the bench reads Ground Control's long-poll gauge while the fleet parks, in ms. */
 const PARK_POLL_INTERVAL_MS = 250;
-/**
- * Time allowed for all N long polls to be held by Ground Control, in milliseconds. Generous,
- * because on a loaded 2-core machine 10,000 polls took minutes to park.
- */
-const PARK_TIMEOUT_MS = 300_000;
+/** Time allowed for all N long polls to be held by Ground Control, in milliseconds. */
+const PARK_TIMEOUT_MS = 120_000;
 /**
  * Time allowed for one group change to reach every satellite, in milliseconds: far above the
  * 5 s goal, so a slow change is measured instead of aborting the run.
  */
-const PROPAGATION_TIMEOUT_MS = 600_000;
+const PROPAGATION_TIMEOUT_MS = 420_000;
 
 export interface Target {
   label: string;
@@ -193,16 +190,22 @@ export interface FleetResult {
   figures: Figure[];
 }
 
+/**
+ * Waits until Ground Control holds `count` long polls and returns the number held. When the
+ * count is not reached in time it returns the number held then: a server that answers fewer
+ * than N / wait polls per second can never hold all N, and that number is the finding.
+ */
 async function waitForParked(url: string, count: number): Promise<number> {
   const deadline = Date.now() + PARK_TIMEOUT_MS;
   for (;;) {
     const held = await readLongPolls(url);
     if (held >= count) return held;
     if (Date.now() > deadline) {
-      throw new BenchError(
-        `Ground Control held ${held} of ${count} long polls after ${PARK_TIMEOUT_MS} ms; ` +
-          'check its log and the open-file limit (ulimit -n)',
+      process.stderr.write(
+        `warning: Ground Control held ${held} of ${count} long polls after ${PARK_TIMEOUT_MS} ms; ` +
+          'measuring with those\n',
       );
+      return held;
     }
     await sleep(PARK_POLL_INTERVAL_MS);
   }

@@ -36,7 +36,7 @@ function bestStep(steps: SweepStep[], latencyMs: number): SweepStep | undefined 
 export function headlineFigures(
   steps: SweepStep[],
   heartbeats: HeartbeatResult,
-  fleet: FleetResult,
+  fleet: FleetResult | undefined,
   satellites: number,
   goals: Goals,
 ): HeadlineFigure[] {
@@ -73,7 +73,6 @@ export function headlineFigures(
       },
     );
   }
-  const propagation = summarize(fleet.propagationMs);
   figures.push(
     {
       name: `largest satellites in flight with state p99 < ${goals.latencyMs} ms`,
@@ -92,6 +91,10 @@ export function headlineFigures(
       value: heartbeats.p99Ms,
       goal: { kind: 'max', target: goals.latencyMs },
     },
+  );
+  if (fleet === undefined) return figures;
+  const propagation = summarize(fleet.propagationMs);
+  figures.push(
     {
       name: `change reaching ${satellites} long-polling satellites`,
       unit: 'ms',
@@ -100,7 +103,12 @@ export function headlineFigures(
       goal: { kind: 'max', target: goals.propagationMs, ...(note ? { note } : {}) },
     },
     {
-      name: `Ground Control RSS with ${satellites} long polls`,
+      name: `long polls held by Ground Control of ${satellites}`,
+      unit: 'count',
+      value: fleet.longPollsHeld,
+    },
+    {
+      name: `Ground Control RSS with ${fleet.longPollsHeld} long polls`,
       unit: 'bytes',
       value: fleet.rssBytes,
       goal: { kind: 'max', target: goals.rssBytes, ...(note ? { note } : {}) },
