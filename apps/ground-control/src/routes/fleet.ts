@@ -41,6 +41,7 @@ function fleetQuery(now: Date) {
       from satellites s left join satellite_status st on st.satellite_id = s.id
     )
     select id, name, desired_revision, applied_revision, last_seen,
+      -- NOTE: a count difference; present artifacts that left the desired state hide missing ones.
       greatest(0, desired_artifacts - coalesce(present_count, 0))::int as missing,
       case
         when state = 'revoked' then 'revoked'
