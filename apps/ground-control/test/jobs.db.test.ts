@@ -52,7 +52,7 @@ describe('scheduled jobs', () => {
       release = resolve;
     });
     const first = jobs.run('resolve', () => blocked);
-    // Let the first run take its lock before the second asks for it.
+    // Let the first run take its lock before the second requests it.
     await new Promise((resolve) => setTimeout(resolve, 200));
     const secondResult = await jobs.run('resolve', () => Promise.resolve());
     release();
