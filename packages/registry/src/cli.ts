@@ -157,13 +157,16 @@ async function serve(argv: string[]): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_TIMEOUT_MS);
     timer.unref();
-    server.close().then(
-      () => logger.info('registry stopped'),
-      (error: unknown) => {
-        logger.error({ err: error }, 'registry stop failed');
-        process.exitCode = 1;
-      },
-    );
+    server
+      .close()
+      .then(() => store.close())
+      .then(
+        () => logger.info('registry stopped'),
+        (error: unknown) => {
+          logger.error({ err: error }, 'registry stop failed');
+          process.exitCode = 1;
+        },
+      );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

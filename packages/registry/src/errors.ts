@@ -1,8 +1,8 @@
 /**
  * Codes of the distribution error envelope. Most come from the OCI distribution spec 1.1.
  * `TAG_INVALID` and `PAGINATION_NUMBER_INVALID` are CNCF Distribution's. `RANGE_INVALID` (416 on
- * a blob GET), `MANIFEST_REFERENCED` (a delete that would leave an index incomplete) and
- * `STORE_CORRUPT` belong to this registry.
+ * a blob GET), `MANIFEST_REFERENCED` (a delete that would leave an index incomplete),
+ * `STORE_CORRUPT` and `STORE_LOCKED` belong to this registry.
  */
 export type RegistryErrorCode =
   | 'BLOB_UNKNOWN'
@@ -22,7 +22,8 @@ export type RegistryErrorCode =
   | 'UNSUPPORTED'
   | 'MANIFEST_REFERENCED'
   | 'PAGINATION_NUMBER_INVALID'
-  | 'STORE_CORRUPT';
+  | 'STORE_CORRUPT'
+  | 'STORE_LOCKED';
 
 /** HTTP status that the server sends for each code unless a handler chooses another. */
 const DEFAULT_STATUS: Record<RegistryErrorCode, number> = {
@@ -44,6 +45,7 @@ const DEFAULT_STATUS: Record<RegistryErrorCode, number> = {
   MANIFEST_REFERENCED: 409,
   PAGINATION_NUMBER_INVALID: 400,
   STORE_CORRUPT: 500,
+  STORE_LOCKED: 500,
 };
 
 /** Error raised by the store and the HTTP layer; `code` is stable and safe to switch on. */

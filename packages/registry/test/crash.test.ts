@@ -44,14 +44,19 @@ async function waitForLine(path: string, line: string): Promise<void> {
 
 async function currentTags(root: string): Promise<{ tags: Tags; problems: unknown[] }> {
   const store = await OciStore.open(root);
-  const problems = await store.check({ verifyBlobContent: true });
-  const tags: Tags = {};
-  for (const repository of await store.listRepositories()) {
-    for (const tag of await store.listTags(repository)) {
-      tags[`${repository}:${tag}`] = store.statManifest(repository, tag)?.digest ?? 'missing';
+  try {
+    const problems = await store.check({ verifyBlobContent: true });
+    const tags: Tags = {};
+    for (const repository of await store.listRepositories()) {
+      for (const tag of await store.listTags(repository)) {
+        tags[`${repository}:${tag}`] = store.statManifest(repository, tag)?.digest ?? 'missing';
+      }
     }
+    return { tags, problems };
+  } finally {
+    // The next writer or server must be able to take the store's lock.
+    await store.close();
   }
-  return { tags, problems };
 }
 
 /** Applies one journal operation (`put repo tag digest` or `delete repo digest`) to a tag map. */

@@ -34,6 +34,7 @@ export async function startTestServer(
     store,
     close: async () => {
       await server.close();
+      await store.close();
       await rm(root, { recursive: true, force: true });
     },
   };

@@ -56,6 +56,7 @@ beforeAll(async () => {
   const store = await OciStore.open(root);
   blobs.small = await store.putBlob(randomStream(SMALL_BYTES));
   blobs.large = await store.putBlob(randomStream(LARGE_BYTES));
+  await store.close();
   server = await startEmbeddedRegistry({ root });
 });
 

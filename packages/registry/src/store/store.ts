@@ -45,6 +45,7 @@ import {
   type ManifestRecord,
 } from './layout-index.js';
 import { Mutex } from './mutex.js';
+import { lockStore, unlockStore } from './process-lock.js';
 import { UploadSessions } from './uploads.js';
 
 /** Kept 24 hours by default because a sync over a slow link can place layers hours before its manifest. */
@@ -106,9 +107,21 @@ export class OciStore {
 
   /**
    * Opens (and creates when missing) a store at `root` and removes its own stale temp files.
-   * NOTE: nothing stops a second process from opening the same root; only one may write.
+   * Takes `<root>/lock`, so a second process opening the same root gets STORE_LOCKED until
+   * `close()`; stores opened twice in one process share the lock.
    */
   static async open(root: string, options: OciStoreOptions = {}): Promise<OciStore> {
+    await mkdir(root, { recursive: true });
+    await lockStore(root);
+    try {
+      return await OciStore.openLocked(root, options);
+    } catch (error) {
+      await unlockStore(root);
+      throw error;
+    }
+  }
+
+  private static async openLocked(root: string, options: OciStoreOptions): Promise<OciStore> {
     for (const directory of [
       'blobs/sha256',
       'blobs/sha512',
@@ -148,6 +161,11 @@ export class OciStore {
       await writeFileAtomic(join(root, 'index.json'), serializeIndexFile(state));
     }
     return new OciStore(root, state, options);
+  }
+
+  /** Releases the lock file after the writes in progress; the store is not usable afterwards. */
+  async close(): Promise<void> {
+    await this.lock.run(() => unlockStore(this.root));
   }
 
   /** Returns a folder on the store's filesystem for files that callers hand to `adoptBlobFile`. */
