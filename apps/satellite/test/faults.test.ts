@@ -7,6 +7,7 @@ import { OciStore } from '@edge/registry';
 import { buildTestImages, pushTestImages, startFaultProxy, startRegistry } from '@edge/testkit';
 import type { FaultProxy, RegistryHandle, TestImages } from '@edge/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeStore } from '../src/reconcile/embedded-registry.js';
 import {
   blobsOf,
   newDataDir,
@@ -122,6 +123,7 @@ describe('satellite under faults', () => {
     const store = await OciStore.open(join(dataDir, 'store'));
     expect(await store.check()).toEqual([]);
     expect(store.statManifest('test/large', '1')).toBeNull();
+    await closeStore(store);
 
     // 2. SIGTERM in the middle of the resumed download: a clean exit that keeps the partial file
     // and sends a last status.

@@ -2,11 +2,15 @@
 // sync windows, the bandwidth limit, the disk-space check and a run while Ground Control is down.
 // Without `run` the embedded registry serves nothing, so checks read its store directly.
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { OciStore } from '@edge/registry';
 import { buildTestImages, pushTestImages, spawnProcess, startRegistry } from '@edge/testkit';
 import type { RegistryHandle, TestImages } from '@edge/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeStore } from '../src/reconcile/embedded-registry.js';
 import { SATELLITE_MAIN, newDataDir, startGroundControl } from './harness.js';
 import type { GroundControlHandle, LocalStatusFile } from './harness.js';
 
@@ -50,8 +54,13 @@ describe('satellite sync --once', () => {
   const status = async (): Promise<LocalStatusFile> =>
     JSON.parse(await readFile(join(dataDir, 'status.json'), 'utf8')) as LocalStatusFile;
   const storedDigest = async (repository: string, tag: string): Promise<string | undefined> => {
+    // The store takes a process lock, so it is closed again before the next satellite run.
     const store = await OciStore.open(join(dataDir, 'store'));
-    return (await store.getManifest(repository, tag))?.digest;
+    try {
+      return (await store.getManifest(repository, tag))?.digest;
+    } finally {
+      await closeStore(store);
+    }
   };
 
   beforeAll(async () => {
@@ -160,6 +169,42 @@ describe('satellite sync --once', () => {
     expect(await storedDigest('test/app-b', '1')).toBeUndefined();
     // What was present stays present.
     expect(await storedDigest('test/app-a', '1')).toBe(images.images['app-a:1']?.digest);
+  });
+
+  it('reaches Ground Control and the upstream through HTTP_PROXY', async () => {
+    // A forward proxy that tunnels CONNECT requests, as squid does, and records the targets.
+    const tunnels: string[] = [];
+    const proxy = createServer((_request, response) => response.writeHead(405).end());
+    proxy.on('connect', (request, client, head) => {
+      tunnels.push(request.url ?? '');
+      const [host, port] = (request.url ?? '').split(':');
+      const target = connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        target.write(head);
+        target.pipe(client);
+        client.pipe(target);
+      });
+      target.on('error', () => client.destroy());
+      client.on('error', () => target.destroy());
+    });
+    await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      await gc.api('PUT', '/api/v1/groups/once/selections', [
+        selection('base:1'),
+        selection('app-a:1'),
+        selection('large:1'),
+        selection('app-b:1'),
+      ]);
+      const result = await syncOnce({ HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl });
+      expect(result.code).toBe(0);
+      expect(await storedDigest('test/app-b', '1')).toBe(images.images['app-b:1']?.digest);
+      expect(tunnels).toContain(new URL(gc.url).host);
+      expect(tunnels).toContain(upstream.host);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((done) => proxy.close(done));
+    }
   });
 
   it('reconciles from the stored state while Ground Control is down', async () => {

@@ -114,5 +114,15 @@ export class EmbeddedRegistry implements LocalRegistry {
   async close(): Promise<void> {
     await this.#server?.close();
     this.#server = undefined;
+    await closeStore(this.store);
   }
+}
+
+/**
+ * Releases the store's process lock. Older @edge/registry builds have no lock and no `close`,
+ * so the call is optional.
+ */
+export async function closeStore(store: OciStore): Promise<void> {
+  const closable = store as { close?: () => Promise<void> };
+  await closable.close?.();
 }
