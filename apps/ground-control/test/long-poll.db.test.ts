@@ -92,6 +92,39 @@ describe('long poll across replicas', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
+  it('holds a long poll over real HTTP until the wait ends', async () => {
+    const admin = await login(replicaA.app, 'admin', ADMIN_PASSWORD);
+    const satellite = await createAndJoin(replicaA.app, admin, { name: 'over-http' });
+    const token = await signSatelliteJwt(satellite);
+    const address = await replicaA.app.listen({ host: '127.0.0.1', port: 0 });
+    const first = await fetch(`${address}/satellite/v1/state`, { headers: bearer(token) });
+    await first.arrayBuffer();
+    const started = Date.now();
+    const answer = await fetch(`${address}/satellite/v1/state?wait=2`, {
+      headers: { ...bearer(token), 'if-none-match': first.headers.get('etag') ?? '' },
+    });
+    await answer.arrayBuffer();
+    expect(answer.status).toBe(304);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+
+    // A satellite that hangs up mid-poll must not leave its waiter behind.
+    const abort = new AbortController();
+    const abandoned = fetch(`${address}/satellite/v1/state?wait=30`, {
+      headers: { ...bearer(token), 'if-none-match': first.headers.get('etag') ?? '' },
+      signal: abort.signal,
+    }).catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(replicaA.context.waiters.size).toBe(1);
+    abort.abort();
+    await abandoned;
+    let remaining = replicaA.context.waiters.size;
+    for (let attempt = 0; attempt < 50 && remaining > 0; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      remaining = replicaA.context.waiters.size;
+    }
+    expect(remaining).toBe(0);
+  });
+
   it('refuses a revoked satellite on the other replica', async () => {
     const admin = await login(replicaA.app, 'admin', ADMIN_PASSWORD);
     const satellite = await createAndJoin(replicaA.app, admin, { name: 'revoked-elsewhere' });

@@ -204,12 +204,13 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
         if (ifNoneMatch === etagOf(revision) && waiter !== undefined) {
           context.metrics.longPolls.inc();
           const onClose = (): void => waiter.cancel();
-          request.raw.once('close', onClose);
+          // The response closes early when the satellite hangs up, which frees the waiter.
+          reply.raw.once('close', onClose);
           try {
             await waiter.changed;
           } finally {
             context.metrics.longPolls.dec();
-            request.raw.off('close', onClose);
+            reply.raw.off('close', onClose);
           }
           // A satellite revoked while it waited gets the refusal now, not at its next poll.
           await context.satelliteAuth.authenticate(request.headers.authorization);
