@@ -4,6 +4,11 @@
 //
 //   pnpm bench:replicate            full run: 200 MiB layer, 5 pairs per comparison
 //   pnpm bench:replicate --smoke    1 MiB layer, one pair
+//   node bench/dist/replicate.js --only reconcile-external-cold --pairs 1
+//                                   one comparison (a key printed as "running KEY")
+//
+// BENCH_SATELLITE_NODE_OPTIONS is passed to the satellite processes as NODE_OPTIONS, e.g.
+// `--cpu-prof --cpu-prof-dir=/tmp/profiles` for a CPU profile of each satellite run.
 //
 // The satellite is measured two ways: the whole `sync --once` process under GNU time, and the
 // reconcile inside a running `satellite run` from the moment Ground Control holds the new
@@ -341,6 +346,12 @@ function checkGoals(results: Record<string, BenchComparison>): GoalCheck[] {
   return checks;
 }
 
+/** Returns the value after `flag` on the command line, or undefined without the flag. */
+function optionValue(flag: string): string | undefined {
+  const index = process.argv.indexOf(flag);
+  return index === -1 ? undefined : process.argv[index + 1];
+}
+
 /** The test kit names units only for its own metrics, so byte counts of `extra` get theirs here. */
 function withByteUnit(figure: Figure): Figure {
   return figure.unit === 'count' && figure.name.endsWith('Bytes')
@@ -397,9 +408,18 @@ async function main(): Promise<void> {
     }
 
     const results: Record<string, BenchComparison> = {};
+    const only = optionValue('--only');
+    const pairs = Number(optionValue('--pairs') ?? PAIRS);
     const compare = async (key: string, a: BenchSide, b: BenchSide) => {
+      if (only !== undefined && only !== key) return;
       console.error(`running ${key}`);
-      results[key] = await runAlternating({ name: key, pairs: PAIRS, a, b });
+      results[key] = await runAlternating({ name: key, pairs, a, b });
+      // Written after every comparison, so that an interrupted full run keeps what it measured.
+      await writeBenchResults(
+        'replicate',
+        Object.values(results).flatMap((result) => result.figures.map(withByteUnit)),
+        { partial: true, largeLayerMiB: layerMiB, pairs: smoke ? 1 : pairs },
+      );
     };
     for (const cold of [true, false]) {
       for (const site of [embedded, external]) {
@@ -431,7 +451,7 @@ async function main(): Promise<void> {
       largeLayerMiB: layerMiB,
       images: [...IMAGE_SET],
       blobBytes: images.totalBytes,
-      pairs: smoke ? 1 : PAIRS,
+      pairs: smoke ? 1 : pairs,
       goals: checks,
     });
     console.log(`results written to ${path}`);
