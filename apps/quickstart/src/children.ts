@@ -21,13 +21,36 @@ export interface ChildService {
   stop(timeoutMs: number): Promise<boolean>;
 }
 
-/** Spawns `node script args` with `env`, appending its output to `logFile`. */
+// Services still running when the quickstart exits (after an uncaught error, say) get SIGKILL
+// by PID, because their own process groups do not receive the terminal's signals.
+const liveChildren = new Set<number>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const pid of liveChildren) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // It exited in the meantime.
+      }
+    }
+  });
+}
+
+/**
+ * Spawns `node script args` with `env`, appending its output to `logFile`, and passes the new
+ * service to `register` before it returns.
+ */
 export async function startService(
   name: string,
   script: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   logFile: string,
+  register: (service: ChildService) => void,
 ): Promise<ChildService> {
   const log = await open(logFile, 'a', 0o600);
   let child: ChildProcess;
@@ -36,15 +59,24 @@ export async function startService(
     child = spawn(process.execPath, [script, ...args], {
       env,
       stdio: ['ignore', log.fd, log.fd],
+      // A process group of its own, so that Ctrl-C in the terminal reaches only the quickstart,
+      // which then stops the services one by one in its own order.
+      detached: true,
     });
   } finally {
     // The child keeps its own copy of the descriptor.
     await log.close();
   }
   let alive = true;
+  const pid = child.pid;
+  if (pid !== undefined) {
+    liveChildren.add(pid);
+    installExitHook();
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       alive = false;
+      if (pid !== undefined) liveChildren.delete(pid);
       resolve({ code, signal });
     });
     child.once('error', () => {
@@ -52,10 +84,10 @@ export async function startService(
       resolve({ code: null, signal: null });
     });
   });
-  return {
+  const service: ChildService = {
     name,
     logFile,
-    pid: child.pid,
+    pid,
     exited,
     running: () => alive,
     async stop(timeoutMs) {
@@ -76,6 +108,8 @@ export async function startService(
       return stoppedInTime;
     },
   };
+  register(service);
+  return service;
 }
 
 /** Describes how a service ended, for error messages. */

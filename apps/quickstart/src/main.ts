@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArguments, USAGE, type QuickstartOptions } from './args.js';
 import { QuickstartError } from './errors.js';
-import { RunningServices, runQuickstart } from './quickstart.js';
+import { runQuickstart } from './quickstart.js';
+import { RunningServices } from './running-services.js';
 
 /** Exit codes: 1 for a failed run or a sync timeout, 2 for invalid arguments. */
 const EXIT_FAILED = 1;
@@ -45,8 +46,9 @@ async function main(argv: readonly string[]): Promise<number> {
     stopRequested.abort();
     resolveStop();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a closed terminal would otherwise end the quickstart without stopping the
+  // services, which run in process groups of their own.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
 
   let exitCode = 0;
   const run = runQuickstart(options, services, progress, stopRequested.signal);

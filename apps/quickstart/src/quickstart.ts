@@ -1,5 +1,5 @@
 import type { QuickstartOptions } from './args.js';
-import type { ChildService } from './children.js';
+import type { RunningServices } from './running-services.js';
 import { prepareDataDir } from './data-dir.js';
 import { OperatorApi } from './operator-api.js';
 import { claimPort, LOOPBACK } from './ports.js';
@@ -9,40 +9,13 @@ import {
   formatFleetReport,
   formatPullCommands,
 } from './report.js';
-import { assertBuilt, startGroundControl, startSatellite, STOP_TIMEOUT_MS } from './services.js';
+import { assertBuilt, startGroundControl, startSatellite } from './services.js';
 import { ensureConfig, ensureGroup, ensureRegistry, ensureSatellite, NAMES } from './setup.js';
 import { fetchFleet, waitForInSync } from './sync.js';
 import { externalUpstream, startDemoUpstream } from './upstream.js';
 
 /** User name of the account Ground Control creates on its first start. */
 const ADMIN_USERNAME = 'admin';
-
-/** The running services, in start order; stopped in reverse order. */
-export class RunningServices {
-  readonly #services: { service: ChildService; timeoutMs: number }[] = [];
-
-  add(service: ChildService, timeoutMs: number): void {
-    this.#services.push({ service, timeoutMs });
-  }
-
-  list(): ChildService[] {
-    return this.#services.map((entry) => entry.service);
-  }
-
-  /** Stops the satellite, Ground Control and the registry, in that order, each with its time limit. */
-  async stopAll(progress: (line: string) => void): Promise<void> {
-    while (this.#services.length > 0) {
-      const { service, timeoutMs } = this.#services.pop()!;
-      if (!service.running()) continue;
-      const inTime = await service.stop(timeoutMs);
-      progress(
-        inTime
-          ? `stopped ${service.name}`
-          : `${service.name} did not stop within ${timeoutMs / 1000} s and was killed; read ${service.logFile}`,
-      );
-    }
-  }
-}
 
 /**
  * Runs the quickstart up to a fleet in sync: data folder, central registry (with the demo images
@@ -73,21 +46,19 @@ export async function runQuickstart(
 
   const upstream =
     options.upstream === undefined
-      ? await startDemoUpstream(paths, upstreamPort, progress, (service) =>
-          services.add(service, STOP_TIMEOUT_MS.registry),
-        )
+      ? await startDemoUpstream(paths, upstreamPort, progress, services)
       : await externalUpstream(options.upstream);
   if (signal.aborted) return;
 
   progress('starting Ground Control on PGlite (the first start migrates its database)');
   const groundControlUrl = `http://${LOOPBACK}:${gcPort}`;
-  const groundControl = await startGroundControl(paths, gcPort, prepared.adminPassword);
-  services.add(groundControl, STOP_TIMEOUT_MS.groundControl);
+  const groundControl = await startGroundControl(paths, gcPort, prepared.adminPassword, services);
   progress(`Ground Control ready at ${groundControlUrl} (log: ${groundControl.logFile})`);
   if (prepared.passwordIsNew) {
     progress(`${ADMIN_PASSWORD_LABEL} ${prepared.adminPassword}`);
   }
   progress(`admin user "${ADMIN_USERNAME}"; its password is stored in ${paths.stateFile}`);
+  if (signal.aborted) return;
 
   const api = new OperatorApi(groundControlUrl);
   await api.login(ADMIN_USERNAME, prepared.adminPassword);
@@ -107,13 +78,11 @@ export async function runQuickstart(
   );
   if (signal.aborted) return;
 
-  const satellite = await startSatellite(paths, {
-    groundControlUrl,
-    joinToken,
-    sitePort,
-    metricsPort,
-  });
-  services.add(satellite, STOP_TIMEOUT_MS.satellite);
+  const satellite = await startSatellite(
+    paths,
+    { groundControlUrl, joinToken, sitePort, metricsPort },
+    services,
+  );
   progress(
     `satellite started; site registry at http://${LOOPBACK}:${sitePort} (log: ${satellite.logFile})`,
   );

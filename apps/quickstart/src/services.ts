@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService, waitUntilReady, type ChildService } from './children.js';
 import type { DataDir } from './data-dir.js';
+import type { RunningServices } from './running-services.js';
 import { QuickstartError } from './errors.js';
 import { LOOPBACK } from './ports.js';
 
@@ -49,13 +50,18 @@ export async function assertBuilt(): Promise<void> {
 }
 
 /** Starts the embedded registry with push on, as the central registry, and waits for `/v2/`. */
-export async function startUpstreamRegistry(paths: DataDir, port: number): Promise<ChildService> {
+export async function startUpstreamRegistry(
+  paths: DataDir,
+  port: number,
+  services: RunningServices,
+): Promise<ChildService> {
   const service = await startService(
     'central registry',
     REGISTRY_CLI,
     ['serve', '--root', paths.upstreamStore, '--listen', `${LOOPBACK}:${port}`, '--push'],
     childEnvironment({}),
     join(paths.logs, 'central-registry.log'),
+    (service) => services.add(service, STOP_TIMEOUT_MS.registry),
   );
   await waitUntilReady(service, `http://${LOOPBACK}:${port}/v2/`, READY_TIMEOUT_MS);
   return service;
@@ -66,6 +72,7 @@ export async function startGroundControl(
   paths: DataDir,
   port: number,
   adminPassword: string,
+  services: RunningServices,
 ): Promise<ChildService> {
   const service = await startService(
     'Ground Control',
@@ -80,6 +87,7 @@ export async function startGroundControl(
       GC_LOG_LEVEL: 'info',
     }),
     join(paths.logs, 'ground-control.log'),
+    (service) => services.add(service, STOP_TIMEOUT_MS.groundControl),
   );
   await waitUntilReady(service, `http://${LOOPBACK}:${port}/readyz`, READY_TIMEOUT_MS);
   return service;
@@ -94,7 +102,11 @@ export interface SatelliteStart {
 }
 
 /** Starts the satellite with its embedded registry and waits for its `/healthz`. */
-export async function startSatellite(paths: DataDir, start: SatelliteStart): Promise<ChildService> {
+export async function startSatellite(
+  paths: DataDir,
+  start: SatelliteStart,
+  services: RunningServices,
+): Promise<ChildService> {
   const service = await startService(
     'satellite',
     SATELLITE_MAIN,
@@ -110,6 +122,7 @@ export async function startSatellite(paths: DataDir, start: SatelliteStart): Pro
       ...(start.joinToken !== undefined ? { SATELLITE_TOKEN: start.joinToken } : {}),
     }),
     join(paths.logs, 'satellite.log'),
+    (service) => services.add(service, STOP_TIMEOUT_MS.satellite),
   );
   await waitUntilReady(
     service,

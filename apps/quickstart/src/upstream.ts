@@ -3,6 +3,7 @@ import { RegistryClient } from '@edge/oci';
 import type { ExternalUpstream, ImageSelection } from './args.js';
 import type { ChildService } from './children.js';
 import type { DataDir } from './data-dir.js';
+import type { RunningServices } from './running-services.js';
 import { buildDemoImages } from './demo-images/build.js';
 import { pushDemoImages } from './demo-images/push.js';
 import { QuickstartError } from './errors.js';
@@ -22,10 +23,9 @@ export async function startDemoUpstream(
   paths: DataDir,
   port: number,
   progress: (line: string) => void,
-  onStarted: (service: ChildService) => void,
+  services: RunningServices,
 ): Promise<PreparedUpstream> {
-  const service = await startUpstreamRegistry(paths, port);
-  onStarted(service);
+  const service = await startUpstreamRegistry(paths, port, services);
   const host = `${LOOPBACK}:${port}`;
   progress(`central registry ready at http://${host} (log: ${service.logFile})`);
   const set = await buildDemoImages(paths.demoLayout);

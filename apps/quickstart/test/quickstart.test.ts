@@ -158,6 +158,41 @@ describe('quickstart', () => {
     RUN_TIMEOUT_MS,
   );
 
+  it(
+    'SIGINT during start-up stops all',
+    async () => {
+      const gcPort = await getFreePort();
+      const proc = startQuickstart([
+        '--data-dir',
+        join(dataDir, 'interrupted'),
+        '--gc-port',
+        String(gcPort),
+        '--upstream-port',
+        '0',
+        '--site-port',
+        '0',
+      ]);
+      running.push(proc);
+      await waitForOutput(proc, 'starting Ground Control', RUN_TIMEOUT_MS);
+      await proc.stop('SIGINT', 60_000);
+      const exit = await proc.exited;
+      const output = proc.output();
+      expect({ code: exit.code, output }).toMatchObject({ code: 0 });
+      expect(output).toContain('stopped Ground Control');
+      expect(output).toContain('stopped central registry');
+      expect(output).not.toContain('satellite started');
+      // Ground Control's port is free again, so no service outlived the quickstart.
+      const probe = createServer();
+      await new Promise<void>((done, fail) => {
+        probe.once('error', fail);
+        probe.listen({ host: '127.0.0.1', port: gcPort }, done);
+      });
+      await new Promise((done) => probe.close(done));
+      expect(probe.listening).toBe(false);
+    },
+    RUN_TIMEOUT_MS,
+  );
+
   it('taken port fails with PORT_IN_USE', async () => {
     const blocker = createServer();
     await new Promise<void>((done) => blocker.listen({ host: '127.0.0.1', port: 0 }, done));
