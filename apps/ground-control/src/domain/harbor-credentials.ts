@@ -87,7 +87,7 @@ export class HarborCredentials {
     });
   }
 
-  /** Checks that Harbor answers and the account may manage robots; used on registry create. */
+  /** Checks that Harbor responds and the account may manage robots; used on registry create. */
   async check(registry: Parameters<HarborCredentials['clientFor']>[0]): Promise<void> {
     const client = this.clientFor(registry);
     try {
