@@ -4,7 +4,7 @@ import { MANIFEST_ACCEPT } from '@edge/testkit';
 import type { RegistryHandle } from '@edge/testkit';
 import type { UpstreamCredential } from './harness.js';
 
-/** Requests a pull token for `repository`; returns undefined when the token server rejects. */
+/** Requests a pull token for `repository`, or returns undefined when the token server rejects it. */
 export async function requestPullToken(
   registry: RegistryHandle,
   credential: UpstreamCredential,
@@ -37,8 +37,8 @@ export async function manifestStatus(
 
 /**
  * Requests a pull token that docker-registry 2.8 accepts for about `lifetimeSeconds` only.
- * The registry accepts a token up to 60 s after its `exp`, so the token is issued with a
- * lifetime of `lifetimeSeconds - 60`; the previous lifetime is restored afterwards.
+ * The registry accepts a token up to 60 s after its `exp`, so the token server issues it with
+ * a lifetime of `lifetimeSeconds - 60`. Afterwards the token server gets `restoreTtlSeconds`.
  */
 export async function requestShortLivedPullToken(
   registry: RegistryHandle,

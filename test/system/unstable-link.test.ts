@@ -88,7 +88,7 @@ describe('copy over a dropping link', () => {
       manifest.layers.reduce((sum, layer) => sum + layer.size, 0);
     expect(contentBytes).toBeGreaterThan(LARGE_LAYER_MIB * 1024 * 1024);
 
-    // Ground Control resolves directly; the satellite goes through the proxy.
+    // Ground Control resolves tags directly, and the satellite pulls through the proxy.
     await operator.send('POST', '/registries', {
       name: 'harbor',
       kind: 'harbor',
