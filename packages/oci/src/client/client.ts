@@ -1,5 +1,5 @@
 import { rootCertificates } from 'node:tls';
-import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { digestOf, isDigest, parseDigest, type Digest } from '../digest.js';
 import { OciError, redactUrl } from '../errors.js';
@@ -9,6 +9,7 @@ import { essenceOf, isManifestMediaType, MANIFEST_ACCEPT, MediaType } from '../m
 import { registryEndpointHost } from '../reference.js';
 import { repositoryScope, type Scope } from '../scope.js';
 import { AuthManager, type TokenFetcher } from './auth.js';
+import { Agent, request as undiciRequest } from './undici-core.js';
 import { discardBody, readCapped } from './body.js';
 import {
   DEFAULT_PAGE_SIZE,

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici-core.js';
 import { discardBody } from './body.js';
 import { OciError, redactUrl, type OciErrorCode } from '../errors.js';
 import type { Scope } from '../scope.js';
