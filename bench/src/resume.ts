@@ -1,4 +1,4 @@
-// Resume benchmark: test/large:1 through the fault proxy, with the download of its large layer
+// Resume benchmark: test/large:1 through the fault proxy. The download of its large layer is
 // interrupted once at 25, 50, 75 and 90 % of the layer, first by a cut connection (TCP reset)
 // and then by `kill -9` of the copying process followed by a restart. Compares the bytes the
 // satellite's `sync --once` downloads with those of `skopeo copy --retry-times 3`.
@@ -8,7 +8,7 @@
 //
 // Each ratio is the bytes read from the upstream over the bytes a clean copy of the same image
 // reads (the large layer plus the small base layer, config and manifest), measured per tool.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -78,13 +78,15 @@ interface Copier {
   spawn(): Promise<ReturnType<typeof spawnProcess>>;
   /** Runs after the last process exited with 0; checks that the image arrived. */
   verify(): Promise<void>;
+  /** Bytes kept on disk for a resume (the satellite's partial files), where the copier has some. */
+  keptBytes?(): Promise<number>;
 }
 
 const manifestSchema = z.looseObject({
   layers: z.array(z.looseObject({ digest: z.string(), size: z.number() })),
 });
 
-/** The layer of large:1 that base:1 does not have: the last one of its manifest. */
+/** Reads the layer of large:1 that base:1 does not have: the last one of its manifest. */
 async function largeLayer(images: TestImages): Promise<{ digest: string; size: number }> {
   const image = images.images[IMAGE];
   if (image === undefined) throw new BenchError(`the test kit built no image named ${IMAGE}`);
@@ -92,6 +94,20 @@ async function largeLayer(images: TestImages): Promise<{ digest: string; size: n
   const layer = manifestSchema.parse(JSON.parse(await readFile(path, 'utf8'))).layers.at(-1);
   if (layer === undefined) throw new BenchError(`${IMAGE} has no layers in ${path}`);
   return layer;
+}
+
+/** Sum of the sizes of the files directly in `dir`; 0 when it does not exist. */
+async function folderBytes(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  let total = 0;
+  for (const name of names) total += (await stat(join(dir, name))).size;
+  return total;
 }
 
 function satelliteCopier(context: Context): Copier {
@@ -106,6 +122,7 @@ function satelliteCopier(context: Context): Copier {
     verify: async () => {
       await waitInSync(context.site.dataDir, 1, 1, IN_SYNC_TIMEOUT_MS);
     },
+    keptBytes: () => folderBytes(join(context.site.dataDir, 'partial')),
   };
 }
 
@@ -149,11 +166,13 @@ function skopeoCopier(context: Context, registries: Set<RegistryHandle>): Copier
 interface CaseResult {
   bytes: number;
   runs: number;
+  /** After SIGKILL: bytes the proxy had sent minus the bytes kept in partial files. */
+  lostAtKill?: number;
 }
 
 /**
  * Copies the image once from a clean destination. With `cut`, the proxy resets the layer's
- * connection once after `cutAt` bytes; with `kill`, the copier gets SIGKILL once the proxy
+ * connection once after `cutAt` bytes. With `kill`, the copier gets SIGKILL once the proxy
  * has returned `cutAt` bytes, and starts again. Runs that exit non-zero are started again.
  */
 async function runCase(
@@ -171,6 +190,7 @@ async function runCase(
   );
   proxy.resetCounters();
   let killed = interruption !== 'kill';
+  let lostAtKill: number | undefined;
   for (let runs = 1; runs <= MAX_RUNS_PER_CASE; runs++) {
     const child = await copier.spawn();
     let poll: NodeJS.Timeout | undefined;
@@ -185,9 +205,16 @@ async function runCase(
     }
     const exit = await child.exited;
     clearInterval(poll);
+    if (exit.signal === 'SIGKILL' && copier.keptBytes !== undefined) {
+      lostAtKill = proxy.counters.responseBytes - (await copier.keptBytes());
+    }
     if (exit.code === 0) {
       await copier.verify();
-      return { bytes: proxy.counters.responseBytes, runs };
+      return {
+        bytes: proxy.counters.responseBytes,
+        runs,
+        ...(lostAtKill === undefined ? {} : { lostAtKill }),
+      };
     }
     if (exit.signal !== 'SIGKILL') {
       console.error(`${copier.label} run ${runs} exited with code ${exit.code}; starting again`);
@@ -253,11 +280,13 @@ async function main(): Promise<void> {
         const cutAt = Math.floor(fraction * context.layer.size);
         const ratios = new Map<string, number>();
         const runs = new Map<string, number>();
+        let lostAtKill: number | undefined;
         for (const copier of copiers) {
           console.error(`running ${copier.label} ${interruption} at ${fraction * 100}%`);
           const result = await runCase(context, copier, interruption, cutAt);
           ratios.set(copier.label, result.bytes / (clean.get(copier.label) ?? Number.NaN));
           runs.set(copier.label, result.runs);
+          lostAtKill ??= result.lostAtKill;
         }
         const ours = ratios.get('satellite') ?? Number.NaN;
         const peer = ratios.get('skopeo') ?? Number.NaN;
@@ -280,6 +309,13 @@ async function main(): Promise<void> {
           { name: `satellite ${name} runs`, unit: 'count', value: runs.get('satellite') ?? 0 },
           { name: `skopeo ${name} runs`, unit: 'count', value: runs.get('skopeo') ?? 0 },
         );
+        if (lostAtKill !== undefined) {
+          figures.push({
+            name: `satellite ${name} bytes sent but not on disk`,
+            unit: 'bytes',
+            value: lostAtKill,
+          });
+        }
         checks.push(
           `goal ${ours <= GOAL_MAX_RATIO ? 'met' : 'MISSED'}: satellite ${name} ` +
             `${ours.toFixed(3)} (goal <= ${GOAL_MAX_RATIO})`,
