@@ -7,7 +7,7 @@
 //   node bench/dist/replicate.js --only reconcile-external-cold --pairs 1
 //                                   one comparison (a key printed as "running KEY")
 //
-// BENCH_SATELLITE_NODE_OPTIONS is passed to the satellite processes as NODE_OPTIONS, e.g.
+// BENCH_SATELLITE_NODE_ARGS goes to `node` before the satellite's entry, e.g.
 // `--cpu-prof --cpu-prof-dir=/tmp/profiles` for a CPU profile of each satellite run.
 //
 // The satellite is measured two ways: the whole `sync --once` process under GNU time, and the
@@ -39,7 +39,7 @@ import {
 } from '@edge/testkit';
 import {
   IMAGE_SET,
-  SATELLITE_MAIN,
+  satelliteArgs,
   SKOPEO_BLOB_INFO_CACHE,
   createSatellite,
   createUpstream,
@@ -124,7 +124,7 @@ function syncOnceSide(context: Context, site: Site, cold: boolean): BenchSide {
     run: async () =>
       upstreamBytes(
         context,
-        await measureCommand(process.execPath, [SATELLITE_MAIN, 'sync', '--once'], { env }),
+        await measureCommand(process.execPath, satelliteArgs(['sync', '--once']), { env }),
       ),
   };
 }
@@ -168,7 +168,7 @@ interface Daemon {
 
 async function startDaemon(context: Context, site: Site): Promise<Daemon> {
   const env = await satelliteEnv(context.gc, site);
-  const child = spawnProcess(process.execPath, [SATELLITE_MAIN, 'run'], {
+  const child = spawnProcess(process.execPath, satelliteArgs(['run']), {
     name: `satellite ${site.name}`,
     env,
   });
@@ -292,7 +292,7 @@ async function createSite(context: Context, kind: 'embedded' | 'external'): Prom
   };
   if (kind === 'external') await replaceExternal(context, site);
   // The first run joins and fills the site, so that every measured run reuses the identity.
-  await measureCommand(process.execPath, [SATELLITE_MAIN, 'sync', '--once'], {
+  await measureCommand(process.execPath, satelliteArgs(['sync', '--once']), {
     env: await satelliteEnv(context.gc, site),
   });
   return site;

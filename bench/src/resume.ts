@@ -28,7 +28,7 @@ import {
 } from '@edge/testkit';
 import {
   BenchError,
-  SATELLITE_MAIN,
+  satelliteArgs,
   SKOPEO_BLOB_INFO_CACHE,
   createSatellite,
   createUpstream,
@@ -115,7 +115,7 @@ function satelliteCopier(context: Context): Copier {
     label: 'satellite',
     reset: () => resetSatelliteData(context.site.dataDir),
     spawn: async () =>
-      spawnProcess(process.execPath, [SATELLITE_MAIN, 'sync', '--once'], {
+      spawnProcess(process.execPath, satelliteArgs(['sync', '--once']), {
         name: 'satellite sync',
         env: await satelliteEnv(context.gc, context.site),
       }),

@@ -181,6 +181,16 @@ export interface SatelliteSite {
   registry: SiteRegistry;
 }
 
+/**
+ * Arguments of `node` for a satellite command. BENCH_SATELLITE_NODE_ARGS (split at spaces)
+ * goes before the entry, e.g. `--cpu-prof --cpu-prof-dir=DIR`, which Node 20 rejects in
+ * NODE_OPTIONS.
+ */
+export function satelliteArgs(command: string[]): string[] {
+  const nodeArgs = (process.env.BENCH_SATELLITE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return [...nodeArgs, SATELLITE_MAIN, ...command];
+}
+
 /** Environment of a satellite process for `site`; the token is ignored once it has joined. */
 export async function satelliteEnv(
   gc: GroundControl,
@@ -199,10 +209,6 @@ export async function satelliteEnv(
     SATELLITE_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
     SATELLITE_LOG_LEVEL: 'warn',
     SATELLITE_MIN_FREE_BYTES: '0',
-    // Lets a profiling run pass e.g. `--cpu-prof --cpu-prof-dir=DIR` to the satellites only.
-    ...(process.env.BENCH_SATELLITE_NODE_OPTIONS === undefined
-      ? {}
-      : { NODE_OPTIONS: process.env.BENCH_SATELLITE_NODE_OPTIONS }),
   };
 }
 
