@@ -12,8 +12,9 @@ const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const GROUND_CONTROL_MAIN = join(REPO_ROOT, 'apps/ground-control/dist/main.js');
 const SATELLITE_MAIN = join(REPO_ROOT, 'apps/satellite/dist/main.js');
 
-/** Connection URL of the local PostgreSQL 15 server; the role has CREATEDB. */
-const POSTGRES_ADMIN_URL = 'postgres://edge_test:edge_test@127.0.0.1:5432/edge_test';
+/** Connection URL of the PostgreSQL server that gets one database per test file. */
+const POSTGRES_ADMIN_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://edge_test:edge_test@127.0.0.1:5432/edge_test';
 /** Password of the `admin` account, set through GC_ADMIN_PASSWORD (at least 12 characters). */
 export const ADMIN_PASSWORD = 'system-tests-admin-password';
 /** Time a spawned service gets until its readiness URL returns 200, in ms (2 busy cores). */
