@@ -28,7 +28,7 @@ function send(reply: Reply): void {
   process.stdout.write(`${JSON.stringify(reply)}\n`);
 }
 
-/** Joins every satellite, then fetches each one's first state so it holds an ETag. */
+/** Joins every satellite, then fetches each one's first state so it has an ETag. */
 async function join(command: JoinCommand): Promise<Reply> {
   const entries = tokensFileSchema.parse(JSON.parse(await readFile(command.tokensFile, 'utf8')));
   satellites = entries.map((entry) => new SimulatedSatellite(entry.name, entry.token));

@@ -1,9 +1,9 @@
-// Fleet-scale benchmark of Ground Control on PostgreSQL: N satellites simulated by a load
-// generator process (bench/dist/fleet-load.js) join for real, then the bench measures 304 state
-// requests against a bare Fastify ceiling, heartbeats, the time a group change takes to reach
-// every long-polling satellite, and Ground Control's RSS with N long polls waiting. Run with
-// `pnpm bench:fleet` after `pnpm build` (`--smoke`: 20 satellites and short phases;
-// `--satellites N`; `--profile state|heartbeat|fleet` runs that phase under `node --cpu-prof`).
+// Fleet-scale benchmark of Ground Control on PostgreSQL. A load generator process
+// (bench/dist/fleet-load.js) simulates N satellites that join for real. The bench measures 304
+// state requests against a bare Fastify ceiling, heartbeats, the time a group change takes to
+// reach every long-polling satellite, and Ground Control's RSS with N long polls waiting.
+// Run with `pnpm bench:fleet` after `pnpm build`. Flags: `--smoke` (20 satellites, short
+// phases), `--satellites N`, `--profile state|heartbeat|fleet` (that phase under --cpu-prof).
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,7 +75,7 @@ const SMOKE = {
 };
 /** Joins in flight at once; each join is one transaction in Ground Control. */
 const JOIN_CONCURRENCY = 32;
-/** Connections of the fleet phase's heartbeat pool; heartbeats never wait behind long polls. */
+/** Connections of the fleet phase's own heartbeat pool, so heartbeats do not queue behind polls. */
 const HEARTBEAT_CONNECTIONS = 64;
 
 const GOALS: Goals = {
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
 
     const profiles: string[] = [];
     let fleetError: string | undefined;
-    /** Restarts Ground Control under `node --cpu-prof` for `phase` when --profile asks for it. */
+    /** Restarts Ground Control under `node --cpu-prof` for `phase` when --profile names it. */
     const profiled = async <T>(phase: ProfilePhase, run: () => Promise<T>): Promise<T> => {
       if (options.profile !== phase) return run();
       const profileDir = join(scratch, `profile-${phase}`);

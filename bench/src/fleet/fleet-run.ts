@@ -1,4 +1,4 @@
-// The long-poll phase of the load generator: every satellite holds one `GET /state?wait=` open
+// The long-poll phase of the load generator: every satellite keeps one `GET /state?wait=` open
 // and sends a heartbeat at its interval, until the bench stops the phase.
 import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
@@ -70,7 +70,7 @@ export class FleetRun {
     }
   }
 
-  /** Watches for `digest`; sends `arrived` once every satellite holds a state that lists it. */
+  /** Watches for `digest`; sends `arrived` once every satellite has received a state that lists it. */
   expect(digest: string): void {
     const arrivals = this.satellites.map((satellite) =>
       satellite.digests.has(digest) ? Date.now() : undefined,

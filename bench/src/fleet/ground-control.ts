@@ -156,7 +156,7 @@ export class OperatorApi {
     groupSchema.parse(await this.call('POST', '/api/v1/groups', { name, selections }));
   }
 
-  /** Replaces the selections of a group; Ground Control resolves them before it answers. */
+  /** Replaces the selections of a group; Ground Control resolves them before it responds. */
   async replaceSelections(group: string, selections: Selection[]): Promise<void> {
     groupSchema.parse(await this.call('PUT', `/api/v1/groups/${group}/selections`, selections));
   }
@@ -215,7 +215,7 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Reads the `gc_state_long_polls` gauge: long polls Ground Control holds right now. */
+/** Reads the `gc_state_long_polls` gauge: the number of long polls Ground Control has open now. */
 export async function readLongPolls(url: string): Promise<number> {
   const response = await fetch(`${url}/metrics`);
   const text = await response.text();

@@ -48,7 +48,7 @@ export type FleetStartCommand = z.infer<typeof fleetStartCommandSchema>;
 
 export const rateResultSchema = z.strictObject({
   requests: z.int(),
-  /** Requests answered with the expected status (304 for state, 200 for heartbeats). */
+  /** Requests that got the expected status (304 for state, 200 for heartbeats). */
   expected: z.int(),
   /** Count per HTTP status, plus `error` for requests that failed without a status. */
   statuses: z.record(z.string(), z.int()),

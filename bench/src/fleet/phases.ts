@@ -89,7 +89,7 @@ export interface SweepStep {
 }
 
 /**
- * Measures conditional state requests answered 304 at each number of satellites in flight,
+ * Measures conditional state requests that return 304 at each number of satellites in flight,
  * Ground Control and the bare Fastify ceiling alternating (A B A B ...).
  */
 export async function runStateSweep(
@@ -191,9 +191,9 @@ export interface FleetResult {
 }
 
 /**
- * Waits until Ground Control holds `count` long polls and returns the number held. When the
- * count is not reached in time it returns the number held then: a server that answers fewer
- * than N / wait polls per second can never hold all N, and that number is the finding.
+ * Waits until Ground Control has `count` long polls open and returns the number open. After
+ * the timeout it returns the number open then, because a server that completes fewer than
+ * N / wait polls per second can never keep all N open, and that number is the finding.
  */
 async function waitForParked(url: string, count: number): Promise<number> {
   const deadline = Date.now() + PARK_TIMEOUT_MS;
@@ -230,7 +230,7 @@ export interface Change {
 
 /**
  * Parks every satellite in a long poll, reads Ground Control's RSS, then changes the group's tag
- * `changes.length` times and times each change until every satellite holds the new digest.
+ * `changes.length` times and times each change until every satellite has received the new digest.
  */
 export async function runFleet(
   load: LoadGenerator,

@@ -3,6 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { BenchError } from './satellite.js';
 
 const cpuProfileSchema = z.looseObject({
   nodes: z.array(
@@ -55,7 +56,7 @@ function top(map: Map<string, number>, totalMs: number, count: number): ProfileE
 export async function summarizeProfile(dir: string, count = 15): Promise<ProfileSummary> {
   const file = (await readdir(dir)).find((name) => name.endsWith('.cpuprofile'));
   if (file === undefined) {
-    throw new Error(`no .cpuprofile in ${dir}; did the profiled process exit cleanly?`);
+    throw new BenchError(`no .cpuprofile in ${dir}; did the profiled process exit cleanly?`);
   }
   const profile = cpuProfileSchema.parse(JSON.parse(await readFile(join(dir, file), 'utf8')));
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
