@@ -11,7 +11,7 @@
 // `--cpu-prof --cpu-prof-dir=/tmp/profiles` for a CPU profile of each satellite run.
 //
 // The satellite is measured two ways: the whole `sync --once` process under GNU time, and the
-// reconcile inside a running `satellite run` from the moment Ground Control holds the new
+// reconcile inside a running `satellite run` from the moment Ground Control stores the new
 // revision until status.json reports it in sync (CPU and peak RSS from /proc for that window).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -129,7 +129,7 @@ function syncOnceSide(context: Context, site: Site, cold: boolean): BenchSide {
   };
 }
 
-/** The skopeo peer; `pairedWith` keeps figure names apart across comparisons. */
+/** Builds the skopeo peer; `pairedWith` keeps figure names apart across comparisons. */
 function skopeoSide(context: Context, cold: boolean, pairedWith: string): BenchSide {
   let destination: RegistryHandle | undefined;
   return {
@@ -180,8 +180,8 @@ async function appliedRevision(site: Site): Promise<number> {
 }
 
 /**
- * Measures one reconcile of a running satellite: the group gets `selections`, and the clock
- * starts when Ground Control has answered the change (it resolves before it answers).
+ * Measures one reconcile of a running satellite. The group gets the whole image set, and the
+ * clock starts when Ground Control has returned the change, because it resolves tags first.
  */
 async function measureReconcile(
   context: Context,
@@ -220,7 +220,7 @@ async function measureReconcile(
   };
 }
 
-/** The reconcile of a running satellite, cold (empty site, empty group first) or warm. */
+/** Builds the reconcile side, cold (empty site, empty group first) or warm. */
 function reconcileSide(
   context: Context,
   site: Site,
@@ -352,14 +352,14 @@ function optionValue(flag: string): string | undefined {
   return index === -1 ? undefined : process.argv[index + 1];
 }
 
-/** The test kit names units only for its own metrics, so byte counts of `extra` get theirs here. */
+/** Sets the unit `bytes` on byte counts of `extra`, which the test kit reports as `count`. */
 function withByteUnit(figure: Figure): Figure {
   return figure.unit === 'count' && figure.name.endsWith('Bytes')
     ? { ...figure, unit: 'bytes' }
     : figure;
 }
 
-/** One line per figure: value and unit, then the peer and the ratio where there are some. */
+/** Formats one summary line: value and unit, then the peer and the ratio where present. */
 function summaryLine(figure: Figure): string {
   const digits = figure.unit === 'ratio' ? 3 : 0;
   const parts = [`${figure.name}: ${figure.value.toFixed(digits)} ${figure.unit}`];

@@ -171,7 +171,7 @@ export async function createSatellite(
   return createdSatelliteSchema.parse(body).joinToken.token;
 }
 
-/** Where a satellite writes: its embedded registry, or an external registry URL. */
+/** Registry a satellite writes to: its embedded one, or an external one by URL. */
 export type SiteRegistry = { kind: 'embedded' } | { kind: 'external'; url: string };
 
 export interface SatelliteSite {
