@@ -28,6 +28,11 @@ const GROUND_CONTROL_ENTRY = join(
 );
 /** Ground Control runs migrations before /readyz turns 200; a cold start takes a few seconds. */
 const READY_TIMEOUT_MS = 60_000;
+/**
+ * Time an operator call may take to respond, in milliseconds. A group change under 10,000
+ * long polls took longer than undici's default of 300 s on a loaded 2-core machine.
+ */
+const OPERATOR_CALL_TIMEOUT_MS = 900_000;
 /** Operator API calls in flight while creating satellites. */
 export const CREATE_CONCURRENCY = 16;
 
@@ -135,7 +140,11 @@ export class OperatorApi {
   ) {}
 
   static async login(url: string, password: string): Promise<OperatorApi> {
-    const pool = new Pool(url, { connections: CREATE_CONCURRENCY });
+    const pool = new Pool(url, {
+      connections: CREATE_CONCURRENCY,
+      headersTimeout: OPERATOR_CALL_TIMEOUT_MS,
+      bodyTimeout: OPERATOR_CALL_TIMEOUT_MS,
+    });
     const body = await call(pool, 'POST', '/api/v1/auth/login', undefined, {
       username: 'admin',
       password,
