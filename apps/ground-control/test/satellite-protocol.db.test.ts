@@ -224,6 +224,11 @@ describe('state and status', () => {
       headers: { ...bearer(token), 'if-none-match': etag },
     });
     expect(unchanged.statusCode).toBe(304);
+    // A 304 carries no content (RFC 9110 section 15.4.5). A body or a non-zero Content-Length
+    // makes undici raise a length mismatch and close the keep-alive connection on every poll.
+    expect(unchanged.rawPayload.length).toBe(0);
+    expect(unchanged.headers['content-length'] ?? '0').toBe('0');
+    expect(unchanged.headers['content-type']).toBeUndefined();
 
     const config = await gc.app.inject({
       method: 'POST',

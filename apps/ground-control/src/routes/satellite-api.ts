@@ -217,7 +217,13 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
           revision = await currentRevision(context, satellite.id);
         }
         if (ifNoneMatch === etagOf(revision)) {
-          return reply.code(304).header('etag', etagOf(revision)).send(null);
+          // No payload at all: a serialised `null` would add Content-Type and Content-Length: 4,
+          // which a 304 must not carry, and clients then drop the keep-alive connection.
+          return reply
+            .code(304)
+            .header('etag', etagOf(revision))
+            .removeHeader('content-type')
+            .send();
         }
         const state = await context.db.transaction((tx) =>
           buildDesiredState(tx, context.secrets, satellite.id),
