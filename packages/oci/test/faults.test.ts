@@ -106,14 +106,18 @@ describe('download resume', () => {
   it.each(offsets)('resumes after a cut at %d bytes', async (offset) => {
     setBlobRules({ cutAfterBytes: offset, cutOnce: true });
     const folder = join(work, `cut-${offset}`);
+    let received = 0;
     const path = await newClient().downloadBlob(viaProxy('test/large'), layer.digest, {
       partialDirectory: folder,
       size: layer.size,
+      onProgress: (bytes) => (received += bytes),
     });
     await expect(sha256File(path)).resolves.toBe(layer.digest);
     expect(proxy.counters.cuts).toBe(1);
-    // Resuming with Range sends each byte about once.
-    expect(proxy.counters.responseBytes).toBeLessThan(layer.size * 1.05);
+    // Resuming with Range receives each byte about once. The client's count is compared, because
+    // the proxy also counts what it wrote into socket buffers before the RST, and on a loaded
+    // machine that alone can pass 5 % of this 8 MiB layer.
+    expect(received).toBeLessThan(layer.size * 1.05);
   });
 
   it('resumes the last byte', async () => {
