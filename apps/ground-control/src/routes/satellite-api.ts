@@ -218,12 +218,13 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
         }
         if (ifNoneMatch === etagOf(revision)) {
           // No payload at all: a serialised `null` would add Content-Type and Content-Length: 4,
-          // which a 304 must not carry, and clients then drop the keep-alive connection.
+          // which a 304 must not carry, and clients then drop the keep-alive connection. Fastify
+          // skips serialisation for an undefined payload; the schema's type only allows null.
           return reply
             .code(304)
             .header('etag', etagOf(revision))
             .removeHeader('content-type')
-            .send();
+            .send(undefined as unknown as null);
         }
         const state = await context.db.transaction((tx) =>
           buildDesiredState(tx, context.secrets, satellite.id),
