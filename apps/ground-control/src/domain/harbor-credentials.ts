@@ -164,25 +164,7 @@ export class HarborCredentials {
     try {
       if (projects.length === 0) {
         if (robot === undefined) return false;
-        await client.deleteRobot(robot.robotId);
-        await db
-          .delete(robotAccounts)
-          .where(
-            and(
-              eq(robotAccounts.satelliteId, satelliteId),
-              eq(robotAccounts.registryId, registry.id),
-            ),
-          );
-        await recordAudit(db, {
-          actor: 'system',
-          action: 'credential.delete',
-          target: `satellite:${satelliteId}`,
-          details: { registry: registry.name, robot: robot.robotName },
-        });
-        logger.info(
-          { satelliteId, registry: registry.name, robot: robot.robotName },
-          'deleted Harbor robot account',
-        );
+        await this.deleteRobot(client, satelliteId, registry, robot);
         return true;
       }
       if (robot !== undefined) {
@@ -264,7 +246,7 @@ export class HarborCredentials {
 
   /** Deletes every robot of a satellite in Harbor; used on revoke and before delete. */
   async removeSatellite(satelliteId: string): Promise<void> {
-    const { db, logger } = this.deps;
+    const { db } = this.deps;
     const robots = await db
       .select({ robot: robotAccounts, registry: registries })
       .from(robotAccounts)
@@ -273,29 +255,37 @@ export class HarborCredentials {
     for (const { robot, registry } of robots) {
       const client = this.clientFor(registry);
       try {
-        await client.deleteRobot(robot.robotId);
-        await db
-          .delete(robotAccounts)
-          .where(
-            and(
-              eq(robotAccounts.satelliteId, satelliteId),
-              eq(robotAccounts.registryId, registry.id),
-            ),
-          );
-        await recordAudit(db, {
-          actor: 'system',
-          action: 'credential.delete',
-          target: `satellite:${satelliteId}`,
-          details: { registry: registry.name, robot: robot.robotName },
-        });
-        logger.info(
-          { satelliteId, registry: registry.name, robot: robot.robotName },
-          'deleted Harbor robot account',
-        );
+        await this.deleteRobot(client, satelliteId, registry, robot);
       } finally {
         await client.close();
       }
     }
+  }
+
+  /** Deletes one robot in Harbor, then its row, with an audit entry and a log line. */
+  private async deleteRobot(
+    client: ReturnType<HarborCredentials['clientFor']>,
+    satelliteId: string,
+    registry: RegistryRow,
+    robot: RobotRow,
+  ): Promise<void> {
+    const { db, logger } = this.deps;
+    await client.deleteRobot(robot.robotId);
+    await db
+      .delete(robotAccounts)
+      .where(
+        and(eq(robotAccounts.satelliteId, satelliteId), eq(robotAccounts.registryId, registry.id)),
+      );
+    await recordAudit(db, {
+      actor: 'system',
+      action: 'credential.delete',
+      target: `satellite:${satelliteId}`,
+      details: { registry: registry.name, robot: robot.robotName },
+    });
+    logger.info(
+      { satelliteId, registry: registry.name, robot: robot.robotName },
+      'deleted Harbor robot account',
+    );
   }
 
   /** Refreshes the secret of every robot that expires within the configured margin. */
