@@ -254,13 +254,17 @@ describe('satellite with the embedded registry', () => {
         (await rawDigest(satellite.registryHost, 'test/app-a:1').catch(() => '')) === appA2,
     );
     expect(moved).toBe(true);
-    // The status lists the new resolution, not the old digest.
+    // The status lists the new resolution, not the old digest beside it. The tag moves in the
+    // store before status.json is rewritten, so wait for the new digest to appear there first.
     const tagged = await waitFor('status with the moved tag', async () => {
       const status = await satellite.status();
       const entries = status.artifacts.filter(
         (artifact) => artifact.localRepository === 'test/app-a' && artifact.tag === '1',
       );
-      return entries.length === 1 && entries[0]?.state === 'present' ? entries : undefined;
+      const present = entries.some(
+        (artifact) => artifact.digest === appA2 && artifact.state === 'present',
+      );
+      return present ? entries : undefined;
     });
     expect(tagged.map((artifact) => artifact.digest)).toEqual([appA2]);
   });
