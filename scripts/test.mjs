@@ -37,9 +37,16 @@ function runVitest(label, args, env) {
     console.error(`vitest (${label}) wrote no report; exit status ${result.status}`);
     return { passed: 0, failed: 1, skipped: 0, status: result.status ?? 1 };
   }
+  // A file that failed outside any test (an import error, a failing beforeAll) counts as one
+  // failure; a file whose failures are its tests counts only those tests.
+  const failedFilesWithoutTests = (report.testResults ?? []).filter(
+    (file) =>
+      file.status === 'failed' &&
+      !(file.assertionResults ?? []).some((test) => test.status === 'failed'),
+  ).length;
   return {
     passed: report.numPassedTests,
-    failed: report.numFailedTests + (report.numFailedTestSuites ?? 0),
+    failed: report.numFailedTests + failedFilesWithoutTests,
     skipped: report.numPendingTests + (report.numTodoTests ?? 0),
     status: result.status ?? 1,
   };
