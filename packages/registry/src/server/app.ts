@@ -10,7 +10,8 @@ import type { Registry } from 'prom-client';
 import { RegistryError, isRegistryError } from '../errors.js';
 import type { OciStore } from '../store/store.js';
 import { Authenticator, type AuthOptions } from './auth.js';
-import { deleteBlob, getBlob } from './blobs.js';
+import { deleteBlob, getBlob, headBlob, type BlobServing } from './blobs.js';
+import { BufferPool } from './file-body.js';
 import { errorEnvelope, firstHeader, sendError } from './http-util.js';
 import { listCatalog, listReferrers, listTags } from './listing.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
@@ -56,6 +57,7 @@ type Handler = (
 ) => Promise<FastifyReply>;
 
 function dispatcher(store: OciStore, metrics: RegistryMetrics): Handler {
+  const blobs: BlobServing = { pool: new BufferPool(), metrics };
   return async (request, reply, match) => {
     const method = request.method;
     const repository = match.repository ?? '';
@@ -81,8 +83,8 @@ function dispatcher(store: OciStore, metrics: RegistryMetrics): Handler {
         if (method === 'DELETE') return deleteManifest(reply, store, repository, reference);
         break;
       case 'blob':
-        if (method === 'GET' || method === 'HEAD')
-          return getBlob(request, reply, store, metrics, reference);
+        if (method === 'GET') return getBlob(request, reply, store, blobs, reference);
+        if (method === 'HEAD') return headBlob(request, reply, store, reference);
         if (method === 'DELETE') return deleteBlob(reply, store, reference);
         break;
       case 'upload_start':

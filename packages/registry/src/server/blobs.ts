@@ -4,23 +4,37 @@ import { parseDigest } from '../oci.js';
 import type { OciStore } from '../store/store.js';
 import { etagOf, firstHeader, matchesIfNoneMatch, parseRange } from './http-util.js';
 import type { RegistryMetrics } from './metrics.js';
+import { ResponseClosedError, writeFileRange, type BufferPool } from './file-body.js';
+
+/** State that the blob GETs of one server share: the buffer pool and the served-bytes counter. */
+export interface BlobServing {
+  pool: BufferPool;
+  metrics: RegistryMetrics;
+}
+
+function blobNotFound(digest: string): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found: push or copy it first`);
+}
 
 /** Blobs never change under their digest, so clients may cache them for a year. */
 const BLOB_CACHE_CONTROL = 'max-age=31536000';
 
-export async function getBlob(
+interface BlobResponse {
+  status: 200 | 206 | 304;
+  start: number;
+  length: number;
+}
+
+/**
+ * Sets the blob headers on `reply` and chooses the status from the conditional and range headers.
+ * Raises RANGE_INVALID (416) for a range outside the blob.
+ */
+function prepareBlobResponse(
   request: FastifyRequest,
   reply: FastifyReply,
-  store: OciStore,
-  metrics: RegistryMetrics,
   digest: string,
-): Promise<FastifyReply> {
-  parseDigest(digest);
-  const found = await store.statBlob(digest);
-  if (!found) {
-    throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found: push or copy it first`);
-  }
-
+  size: number,
+): BlobResponse {
   const etag = etagOf(digest);
   reply
     .header('Docker-Content-Digest', digest)
@@ -28,41 +42,96 @@ export async function getBlob(
     .header('Accept-Ranges', 'bytes')
     .header('Cache-Control', BLOB_CACHE_CONTROL);
   if (matchesIfNoneMatch(firstHeader(request.headers['if-none-match']), etag)) {
-    return reply.code(304).send();
+    return { status: 304, start: 0, length: 0 };
   }
   const ifRange = firstHeader(request.headers['if-range']);
   const rangeHeader =
     ifRange === undefined || ifRange === etag ? firstHeader(request.headers.range) : undefined;
-  const range = parseRange(rangeHeader, found.size);
+  const range = parseRange(rangeHeader, size);
   if (range.kind === 'unsatisfiable') {
-    reply.header('Content-Range', `bytes */${found.size}`);
+    reply.header('Content-Range', `bytes */${size}`);
     throw new RegistryError(
       'RANGE_INVALID',
-      `range ${rangeHeader ?? ''} is outside blob ${digest} of ${found.size} bytes: request bytes below ${found.size}`,
+      `range ${rangeHeader ?? ''} is outside blob ${digest} of ${size} bytes: request bytes below ${size}`,
     );
   }
 
   reply.type('application/octet-stream');
   if (range.kind === 'satisfiable') {
+    const length = range.end - range.start + 1;
     reply
-      .code(206)
-      .header('Content-Range', `bytes ${range.start}-${range.end}/${found.size}`)
-      .header('Content-Length', range.end - range.start + 1);
-  } else {
-    reply.code(200).header('Content-Length', found.size);
+      .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+      .header('Content-Length', length);
+    return { status: 206, start: range.start, length };
   }
-  if (request.method === 'HEAD') return reply.send();
+  reply.header('Content-Length', size);
+  return { status: 200, start: 0, length: size };
+}
 
-  const stream = await store.openBlob(
-    digest,
-    range.kind === 'satisfiable' ? { start: range.start, end: range.end } : undefined,
-  );
-  stream.once('close', () => {
-    const read =
-      'bytesRead' in stream && typeof stream.bytesRead === 'number' ? stream.bytesRead : 0;
-    metrics.servedBytes.inc({ kind: 'blob' }, read);
-  });
-  return reply.send(stream);
+export async function headBlob(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  store: OciStore,
+  digest: string,
+): Promise<FastifyReply> {
+  parseDigest(digest);
+  const found = await store.statBlob(digest);
+  if (!found) throw blobNotFound(digest);
+  const response = prepareBlobResponse(request, reply, digest, found.size);
+  return reply.code(response.status).send();
+}
+
+/**
+ * Serves a blob GET. The body bypasses Fastify's stream piping: the handler takes over the
+ * response (`reply.hijack()`) and copies the file with pooled buffers, because a read stream
+ * allocates a new buffer per chunk. The onResponse hook still runs when the response finishes.
+ */
+export async function getBlob(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  store: OciStore,
+  blobs: BlobServing,
+  digest: string,
+): Promise<FastifyReply> {
+  parseDigest(digest);
+  const { file, size } = await store.openBlobFile(digest);
+  let response: BlobResponse;
+  try {
+    response = prepareBlobResponse(request, reply, digest, size);
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+  if (response.status === 304) {
+    await file.close();
+    return reply.code(304).send();
+  }
+
+  reply.hijack();
+  const raw = reply.raw;
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) raw.setHeader(name, value);
+  }
+  raw.writeHead(response.status);
+  const written = { bytes: 0 };
+  try {
+    await writeFileRange(file, response.start, response.length, raw, blobs.pool, written);
+    raw.end();
+  } catch (error) {
+    if (error instanceof ResponseClosedError) {
+      request.log.debug(
+        { digest, bytes: written.bytes },
+        'client closed the connection during a blob',
+      );
+    } else {
+      request.log.error({ err: error, digest }, 'blob response failed after its headers were sent');
+    }
+    raw.destroy();
+  } finally {
+    blobs.metrics.servedBytes.inc({ kind: 'blob' }, written.bytes);
+    await file.close();
+  }
+  return reply;
 }
 
 export async function deleteBlob(

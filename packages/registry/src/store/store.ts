@@ -1,5 +1,6 @@
 import {
   copyFile,
+  type FileHandle,
   mkdir,
   open,
   readdir,
@@ -53,8 +54,8 @@ export const DEFAULT_GC_GRACE_PERIOD_MS = 24 * 60 * 60 * 1000;
 /** 4 MiB, the manifest size limit of CNCF Distribution; larger manifests are rejected. */
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /**
- * Read size for serving blobs. 1 MiB instead of Node's 64 KiB default cuts the reads and socket
- * writes per blob sixteenfold, and memory per open response stays at a few of these chunks.
+ * Read size of `openBlob` streams. 1 MiB instead of Node's 64 KiB default cuts the reads per blob
+ * sixteenfold. The HTTP server does not use these streams (see `openBlobFile`).
  */
 const BLOB_READ_CHUNK_BYTES = 1024 * 1024;
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}\n';
@@ -302,18 +303,36 @@ export class OciStore {
    * collection that removes the blob afterwards does not cut the response.
    */
   async openBlob(digest: string, range?: { start: number; end?: number }): Promise<Readable> {
-    let handle;
-    try {
-      handle = await open(this.blobPath(digest), 'r');
-    } catch (error) {
-      if (isNotFound(error)) throw blobNotFound(digest);
-      throw error;
-    }
+    const handle = await this.openBlobHandle(digest);
     return handle.createReadStream({
       highWaterMark: BLOB_READ_CHUNK_BYTES,
       ...(range === undefined ? {} : { start: range.start }),
       ...(range?.end === undefined ? {} : { end: range.end }),
     });
+  }
+
+  /**
+   * Opens a blob file for positional reads and returns it with its size; the caller closes the
+   * handle. Like `openBlob`, the file stays readable after a collection removes the blob.
+   */
+  async openBlobFile(digest: string): Promise<{ file: FileHandle; size: number }> {
+    const file = await this.openBlobHandle(digest);
+    try {
+      const info = await file.stat();
+      return { file, size: info.size };
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  private async openBlobHandle(digest: string): Promise<FileHandle> {
+    try {
+      return await open(this.blobPath(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) throw blobNotFound(digest);
+      throw error;
+    }
   }
 
   /** Deletes a blob that no recorded manifest uses; MANIFEST_REFERENCED otherwise. */
