@@ -1,10 +1,12 @@
 // Pull benchmark of the embedded registry against docker-registry 2.8 (CNCF Distribution)
 // holding the same test-kit images: `skopeo copy` of the large layer image and of the whole
 // image set, the two servers alternating. Run with `pnpm bench:registry` (`--smoke`: a 1 MiB
-// large layer and one pair) after `pnpm build`.
+// large layer and one pair; `--profile DIR`: the embedded server runs under `node --cpu-prof` and
+// the script prints its hottest functions) after `pnpm build`.
 import { rm, readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   buildTestImages,
   getFreePort,
@@ -24,6 +26,7 @@ import {
   type TestImage,
   type TestImages,
 } from '@edge/testkit';
+import { formatProfile, summarizeProfile } from './fleet/profile.js';
 
 const CLI_PATH = join(import.meta.dirname, '..', '..', 'packages', 'registry', 'dist', 'cli.js');
 /** skopeo's blob location cache (root); removed before each run so no run reuses another's hints. */
@@ -43,11 +46,19 @@ async function spawnServe(args: string[], url: string): Promise<ManagedProcess> 
   return child;
 }
 
-/** Starts `node packages/registry/dist/cli.js serve` over `root` on a free loopback port. */
-async function startEmbedded(root: string, push: boolean): Promise<RegistryHandle> {
+/**
+ * Starts `node packages/registry/dist/cli.js serve` over `root` on a free loopback port, under
+ * `--cpu-prof` when `profileDir` is set (the profile is written when the server exits).
+ */
+async function startEmbedded(
+  root: string,
+  push: boolean,
+  profileDir?: string,
+): Promise<RegistryHandle> {
   const port = await getFreePort();
   const url = `http://127.0.0.1:${port}`;
-  const args = [CLI_PATH, 'serve', '--root', root, '--listen', `127.0.0.1:${port}`];
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+  const args = [...profile, CLI_PATH, 'serve', '--root', root, '--listen', `127.0.0.1:${port}`];
   args.push('--log-level', 'warn', ...(push ? ['--push'] : []));
   const handle: RegistryHandle = {
     url,
@@ -158,7 +169,11 @@ async function compare(
 }
 
 async function main(): Promise<void> {
-  const smoke = isSmokeMode();
+  const { values } = parseArgs({
+    options: { smoke: { type: 'boolean', default: false }, profile: { type: 'string' } },
+  });
+  const smoke = values.smoke || isSmokeMode();
+  const profileDir = values.profile === undefined ? undefined : resolve(values.profile);
   const images: TestImages = await buildTestImages(
     smoke ? { largeLayerMiB: SMOKE_LARGE_LAYER_MIB } : {},
   );
@@ -173,7 +188,7 @@ async function main(): Promise<void> {
     const filling = await startEmbedded(root, true);
     await pushTestImages(filling, images);
     await filling.stop();
-    embedded = await startEmbedded(root, false);
+    embedded = await startEmbedded(root, false, profileDir);
 
     const a: Server = { handle: embedded, pid: embedded.process.pid };
     const b: Server = { handle: distribution, pid: distribution.process.pid };
@@ -192,6 +207,11 @@ async function main(): Promise<void> {
       peer: 'docker-registry 2.8 (Debian package), filesystem storage',
     });
     process.stdout.write(`results: ${path}\n`);
+    if (profileDir !== undefined) {
+      await embedded.stop();
+      const summary = await summarizeProfile(profileDir);
+      process.stdout.write(`${formatProfile('embedded registry, both scenarios', summary)}\n`);
+    }
   } finally {
     await embedded?.stop();
     await distribution?.stop();

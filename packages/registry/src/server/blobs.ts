@@ -118,7 +118,8 @@ export async function getBlob(
     await writeFileRange(file, response.start, response.length, raw, blobs.pool, written);
     raw.end();
   } catch (error) {
-    if (error instanceof ResponseClosedError) {
+    // A client that goes away can also surface as a socket error (EPIPE, ECONNRESET).
+    if (error instanceof ResponseClosedError || raw.destroyed) {
       request.log.debug(
         { digest, bytes: written.bytes },
         'client closed the connection during a blob',
