@@ -39,6 +39,7 @@ import {
 } from '@edge/testkit';
 import {
   IMAGE_SET,
+  optionValue,
   satelliteArgs,
   SKOPEO_BLOB_INFO_CACHE,
   createSatellite,
@@ -344,12 +345,6 @@ function checkGoals(results: Record<string, BenchComparison>): GoalCheck[] {
     });
   }
   return checks;
-}
-
-/** Returns the value after `flag` on the command line, or undefined without the flag. */
-function optionValue(flag: string): string | undefined {
-  const index = process.argv.indexOf(flag);
-  return index === -1 ? undefined : process.argv[index + 1];
 }
 
 /** Sets the unit `bytes` on byte counts of `extra`, which the test kit reports as `count`. */

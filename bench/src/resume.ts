@@ -5,6 +5,8 @@
 //
 //   pnpm bench:resume            full run: 200 MiB layer
 //   pnpm bench:resume --smoke    1 MiB layer
+//   node bench/dist/resume.js --only kill-75
+//                                one case (cut-25 … cut-90, kill-25 … kill-90), both copiers
 //
 // Each ratio is the bytes read from the upstream over the bytes a clean copy of the same image
 // reads (the large layer plus the small base layer, config and manifest), measured per tool.
@@ -32,6 +34,7 @@ import {
   SKOPEO_BLOB_INFO_CACHE,
   createSatellite,
   createUpstream,
+  optionValue,
   resetSatelliteData,
   satelliteEnv,
   selectionsOf,
@@ -275,8 +278,10 @@ async function main(): Promise<void> {
 
     const figures: Figure[] = [];
     const checks: string[] = [];
+    const only = optionValue('--only');
     for (const interruption of ['cut', 'kill'] as const) {
       for (const fraction of CUT_FRACTIONS) {
+        if (only !== undefined && only !== `${interruption}-${fraction * 100}`) continue;
         const cutAt = Math.floor(fraction * context.layer.size);
         const ratios = new Map<string, number>();
         const runs = new Map<string, number>();

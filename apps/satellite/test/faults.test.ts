@@ -7,6 +7,7 @@ import { OciStore } from '@edge/registry';
 import { buildTestImages, pushTestImages, startFaultProxy, startRegistry } from '@edge/testkit';
 import type { FaultProxy, RegistryHandle, TestImages } from '@edge/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '@edge/oci';
 import { closeStore } from '../src/reconcile/embedded-registry.js';
 import {
   blobsOf,
@@ -255,5 +256,85 @@ describe('satellite under faults', () => {
     expect(await rawDigest(satellite.registryHost, 'test/app-b:1')).toBe(
       images.images['app-b:1']?.digest,
     );
+  });
+
+  it('completes a streamed external copy after kill -9', async () => {
+    // The layer streams from the upstream into an external docker-registry while it downloads.
+    // A kill in the middle must leave nothing of it visible there, and the restart must finish
+    // the layer from the partial file without fetching it again.
+    const site = await startRegistry({ auth: 'none' });
+    cleanups.push(() => site.stop());
+    await gc.api('POST', '/api/v1/groups', {
+      name: 'faults-external',
+      selections: [selection('large:1')],
+    });
+    const created = await gc.api<{ joinToken: { token: string } }>('POST', '/api/v1/satellites', {
+      name: 'site-faults-external',
+      groups: ['faults-external'],
+      config: 'fast',
+    });
+    const largeBlobs = await blobsOf(images, 'large:1');
+    const layerSizes = new Map(images.blobs.map((blob) => [blob.digest, blob.size]));
+    const largest = [...largeBlobs].sort(
+      (a, b) => (layerSizes.get(b) ?? 0) - (layerSizes.get(a) ?? 0),
+    )[0];
+    if (largest === undefined) throw new Error('large:1 has no blobs');
+    const totalBytes = largeBlobs.reduce((sum, digest) => sum + (layerSizes.get(digest) ?? 0), 0);
+    const externalDir = await newDataDir();
+    const partialFile = join(externalDir, 'partial', `sha256-${largest.slice(7)}.partial`);
+    const partialSize = async (): Promise<number> => {
+      try {
+        return (await stat(partialFile)).size;
+      } catch {
+        return 0;
+      }
+    };
+    const siteClient = new RegistryClient({ plainHttp: true });
+    cleanups.push(() => siteClient.close());
+    const siteRepository = { registry: site.host, repository: 'test/large' };
+
+    proxy.setRules({ throttleBytesPerSecond: KILL_TEST_RATE });
+    proxy.resetCounters();
+    const start = (token?: string) =>
+      startSatellite({
+        dataDir: externalDir,
+        groundControlUrl: gc.url,
+        registry: 'external',
+        registryUrl: site.url,
+        ...(token !== undefined ? { token } : {}),
+      });
+    let external = await start(created.joinToken.token);
+    cleanups.push(() => external.process.stop('SIGKILL'));
+    await waitFor('a partial file past the kill point', async () => {
+      return (await partialSize()) >= KILL_AT_BYTES;
+    });
+    external.process.kill9();
+    await external.process.exited;
+    const bytesBeforeKill = proxy.counters.responseBytes;
+    const keptAtKill = await partialSize();
+    expect(keptAtKill).toBeLessThan(layerSizes.get(largest) ?? 0);
+    // The upload session of the killed process never got its closing PUT.
+    expect(await siteClient.headBlob(siteRepository, largest)).toBeUndefined();
+    expect(await siteClient.headManifest(siteRepository, '1')).toBeUndefined();
+
+    proxy.setRules({});
+    proxy.resetCounters();
+    external = await start();
+    cleanups.push(() => external.process.stop('SIGKILL'));
+    await waitFor(
+      'large:1 present in the external registry after restart',
+      async () =>
+        (await external.status()).artifacts.find(
+          (artifact) => artifact.localRepository === 'test/large',
+        )?.state === 'present',
+    );
+    const bytesAfterRestart = proxy.counters.responseBytes;
+    expect(bytesAfterRestart).toBeLessThan(totalBytes - keptAtKill + 1024 * 1024);
+    expect(bytesBeforeKill + bytesAfterRestart).toBeLessThan(totalBytes + IN_FLIGHT_ALLOWANCE);
+    expect(await rawDigest(site.host, 'test/large:1')).toBe(images.images['large:1']?.digest);
+    const copied = external
+      .logLines()
+      .find((line) => line.msg === 'blob copied' && line.blobDigest === largest);
+    expect(copied?.streamed).toBe(true);
   });
 });

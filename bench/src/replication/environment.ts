@@ -368,3 +368,9 @@ export async function downloadedBytesTotal(metricsUrl: string): Promise<number> 
   }
   return Number(match[1]);
 }
+
+/** Returns the value after `flag` on the command line, or undefined without the flag. */
+export function optionValue(flag: string): string | undefined {
+  const index = process.argv.indexOf(flag);
+  return index === -1 ? undefined : process.argv[index + 1];
+}

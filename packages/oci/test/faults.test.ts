@@ -22,6 +22,7 @@ import {
   type RegistryClientOptions,
   type RepositoryRef,
 } from '../src/index.js';
+import { largestLayer } from './largest-layer.js';
 
 // A real docker-registry 2.8 behind the test kit's fault proxy, which cuts, stalls, rewrites
 // headers and injects statuses the way broken links and proxies do.
@@ -80,14 +81,7 @@ beforeAll(async () => {
   await pushTestImages(registry, images, { only: ['large:1', 'app-a:1', 'app-a:sig'] });
   proxy = await startFaultProxy(registry.url);
   work = await mkdtemp(join(tmpdir(), 'oci-faults-test-'));
-  const manifest = await newClient().getManifest(
-    { registry: registry.host, repository: 'test/large' },
-    '1',
-  );
-  if (manifest.manifest.kind !== 'image') throw new Error('large:1 is not an image');
-  const largest = [...manifest.manifest.layers].sort((a, b) => b.size - a.size)[0];
-  if (largest === undefined) throw new Error('large:1 has no layers');
-  layer = { digest: largest.digest, size: largest.size };
+  layer = await largestLayer(newClient(), registry.host);
 });
 
 afterEach(() => {

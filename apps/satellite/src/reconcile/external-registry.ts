@@ -1,5 +1,5 @@
 import { MediaType, RegistryClient, isOciError, referrersTag } from '@edge/oci';
-import type { Credentials, Descriptor, RepositoryRef } from '@edge/oci';
+import type { Credentials, Descriptor, RepositoryRef, StreamedUpload } from '@edge/oci';
 import type { Dispatcher } from 'undici';
 import type { LocalRegistry, ManifestBytes } from './ports.js';
 
@@ -53,6 +53,31 @@ export class ExternalRegistry implements LocalRegistry {
     if (!home || home === repository) return false;
     const result = await this.#client.mountBlob(this.#ref(repository), descriptor.digest, home);
     return result.mounted;
+  }
+
+  /** Streams the download into an upload session that is committed after the digest check. */
+  openBlobSink(repository: string, descriptor: Descriptor, signal: AbortSignal): StreamedUpload {
+    const upload = this.#client.openStreamedUpload(
+      this.#ref(repository),
+      descriptor.digest,
+      signal,
+    );
+    const homes = this.#blobHomes;
+    return {
+      get committed() {
+        return upload.committed;
+      },
+      get error() {
+        return upload.error;
+      },
+      begin: () => upload.begin(),
+      write: (chunk) => upload.write(chunk),
+      commit: async () => {
+        await upload.commit();
+        homes.set(descriptor.digest, repository);
+      },
+      abort: () => upload.abort(),
+    };
   }
 
   async putBlobFile(repository: string, descriptor: Descriptor, path: string): Promise<void> {

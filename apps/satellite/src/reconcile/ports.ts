@@ -1,4 +1,4 @@
-import type { Descriptor } from '@edge/oci';
+import type { BlobSink, Descriptor, StreamedUpload } from '@edge/oci';
 
 /** A manifest as fetched: the exact bytes and the media type they were served with. */
 export interface ManifestBytes {
@@ -13,6 +13,8 @@ export interface DownloadOptions {
   /** Called with the number of new bytes as they arrive. */
   onProgress: (bytes: number) => void;
   signal: AbortSignal;
+  /** Receives the bytes as they arrive; committed only after they hashed to the digest. */
+  sink?: BlobSink;
 }
 
 /** The upstream registry one artifact comes from. */
@@ -45,6 +47,11 @@ export interface LocalRegistry {
    * when the blob must be downloaded.
    */
   linkBlob(repository: string, descriptor: Descriptor): Promise<boolean>;
+  /**
+   * Opens an upload that the download of `descriptor` streams into, so the blob is placed in
+   * the same pass. Absent when placing the downloaded file is already one pass (embedded).
+   */
+  openBlobSink?(repository: string, descriptor: Descriptor, signal: AbortSignal): StreamedUpload;
   /** Writes a verified blob file; the file may be moved or deleted by this call. */
   putBlobFile(repository: string, descriptor: Descriptor, path: string): Promise<void>;
   putManifest(repository: string, reference: string, manifest: ManifestBytes): Promise<void>;

@@ -434,6 +434,8 @@ export class Reconciler {
       await this.#deps.checkDiskSpace(blob.size);
       const started = this.#now();
       log.debug({ blobDigest: blob.digest, bytes: blob.size }, 'blob download started');
+      const { local } = this.#deps;
+      const sink = local.openBlobSink?.(repository, blob, this.#signal);
       const path = await upstream.downloadBlob(upstreamRepository, blob, {
         partialDir: this.#deps.partialDir,
         signal: this.#signal,
@@ -441,14 +443,29 @@ export class Reconciler {
           this.#deps.onBytesDownloaded(bytes);
           addDone(bytes);
         },
+        ...(sink !== undefined ? { sink } : {}),
       });
       try {
-        await this.#deps.local.putBlobFile(repository, blob, path);
+        // A sink that failed on the way left the verified file, which is pushed in a second pass.
+        if (sink === undefined || !sink.committed) {
+          if (sink !== undefined) {
+            log.warn(
+              { err: sink.error, blobDigest: blob.digest },
+              'streamed upload failed; pushing the downloaded file',
+            );
+          }
+          await local.putBlobFile(repository, blob, path);
+        }
       } finally {
         await rm(path, { force: true });
       }
       log.info(
-        { blobDigest: blob.digest, bytes: blob.size, durationMs: this.#now() - started },
+        {
+          blobDigest: blob.digest,
+          bytes: blob.size,
+          durationMs: this.#now() - started,
+          streamed: sink?.committed ?? false,
+        },
         'blob copied',
       );
     });

@@ -79,6 +79,7 @@ export class UpstreamPool {
           onProgress: options.onProgress,
           bandwidth,
           signal: options.signal,
+          ...(options.sink !== undefined ? { sink: options.sink } : {}),
         });
       },
     };

@@ -38,10 +38,12 @@ import type {
   ReferrersResult,
   RegistryClientOptions,
   RepositoryRef,
+  StreamedUpload,
   UploadBlobOptions,
   UploadSource,
   UploadStrategy,
 } from './types.js';
+import { StreamedBlobUpload } from './streamed-upload.js';
 import { mountBlob, uploadBlob, type UploadAccess } from './upload.js';
 import type { Readable } from 'node:stream';
 
@@ -477,6 +479,15 @@ export class RegistryClient {
   ): Promise<void> {
     parseDigest(digest);
     return uploadBlob(this.uploadAccess, repo, digest, source, options);
+  }
+
+  /**
+   * Opens an upload that a download feeds as its `sink`: the bytes stream into one session and
+   * become the blob only after the downloader verified them (see `StreamedBlobUpload`).
+   */
+  openStreamedUpload(repo: RepositoryRef, digest: Digest, signal?: AbortSignal): StreamedUpload {
+    parseDigest(digest);
+    return new StreamedBlobUpload(this.uploadAccess, repo, digest, signal);
   }
 
   /** Lists all tags of a repository in the registry's order, following `Link` pages. */

@@ -16,6 +16,7 @@ import { headerValue, networkError, type HttpResponse, type Requester } from './
 import { isRetryableError } from './retry.js';
 import type {
   BlobHead,
+  BlobSink,
   DownloadBlobOptions,
   GetBlobOptions,
   RepositoryRef,
@@ -171,6 +172,77 @@ async function decodeFile(
   return digester.digest();
 }
 
+/**
+ * Feeds a download's bytes to a `BlobSink` next to the partial file. The first failure of the
+ * sink aborts it and detaches it, so the download still completes into the file and the caller
+ * can place the blob from there.
+ */
+class SinkFeed {
+  #sink: BlobSink | undefined;
+  #begun = false;
+
+  constructor(sink: BlobSink | undefined) {
+    this.#sink = sink;
+  }
+
+  /** Starts a copy and replays the first `length` bytes of the partial file into it. */
+  async begin(path: string, length: number): Promise<void> {
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    await this.#guard(async () => {
+      await sink.begin();
+      this.#begun = true;
+      if (length === 0) return;
+      const stream = createReadStream(path, { start: 0, end: length - 1 });
+      for await (const chunk of stream as AsyncIterable<Buffer>) await sink.write(chunk);
+    });
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    const sink = this.#sink;
+    if (sink === undefined || !this.#begun) return;
+    await this.#guard(() => sink.write(chunk));
+  }
+
+  /** Starts the copy over after the partial file was truncated to 0 bytes. */
+  async restart(path: string): Promise<void> {
+    await this.abort();
+    await this.begin(path, 0);
+  }
+
+  /** Commits the copy of verified bytes; returns false when there is no healthy copy. */
+  async commit(): Promise<boolean> {
+    const sink = this.#sink;
+    if (sink === undefined || !this.#begun) return false;
+    this.#begun = false;
+    const committed = await this.#guard(async () => {
+      await sink.commit();
+      return true;
+    });
+    return committed === true;
+  }
+
+  /** Drops the current copy; the sink stays attached for a later `begin`. */
+  async abort(): Promise<void> {
+    if (this.#sink === undefined || !this.#begun) return;
+    this.#begun = false;
+    await this.#sink.abort();
+  }
+
+  async #guard<T>(step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await step();
+    } catch {
+      // The download goes on without the sink. A `StreamedUpload` keeps the error for the log.
+      const sink = this.#sink;
+      this.#sink = undefined;
+      this.#begun = false;
+      await sink?.abort();
+      return undefined;
+    }
+  }
+}
+
 class PartialFile {
   private constructor(
     readonly path: string,
@@ -178,42 +250,55 @@ class PartialFile {
     public length: number,
     public digester: Digester,
     private readonly algorithm: 'sha256' | 'sha512',
+    private readonly feed: SinkFeed,
   ) {}
 
-  static async open(path: string, digest: Digest): Promise<PartialFile> {
+  static async open(path: string, digest: Digest, feed: SinkFeed): Promise<PartialFile> {
     const algorithm = parseDigest(digest).algorithm;
     const exists = await fileExists(path);
     const handle = await open(path, exists ? 'r+' : 'w+');
     const { size } = await handle.stat();
     const digester = createDigester(algorithm);
     await hashFilePrefix(path, size, digester);
-    return new PartialFile(path, handle, size, digester, algorithm);
+    await feed.begin(path, size);
+    return new PartialFile(path, handle, size, digester, algorithm, feed);
   }
 
+  /** Writes a chunk to the file and to the sink at the same time. */
   async append(chunk: Buffer): Promise<void> {
+    const offset = this.length;
+    this.length += chunk.length;
+    this.digester.update(chunk);
+    await Promise.all([this.#writeAt(chunk, offset), this.feed.write(chunk)]);
+  }
+
+  async #writeAt(chunk: Buffer, offset: number): Promise<void> {
     let written = 0;
     while (written < chunk.length) {
       const { bytesWritten } = await this.handle.write(
         chunk,
         written,
         chunk.length - written,
-        this.length + written,
+        offset + written,
       );
       written += bytesWritten;
     }
-    this.length += chunk.length;
-    this.digester.update(chunk);
   }
 
   async reset(): Promise<void> {
     await this.handle.truncate(0);
     this.length = 0;
     this.digester = createDigester(this.algorithm);
+    await this.feed.restart(this.path);
   }
 
-  async finish(): Promise<Digest> {
-    await this.handle.sync();
+  /** Returns the digest of the bytes written so far. */
+  digest(): Digest {
     return this.digester.digest();
+  }
+
+  async sync(): Promise<void> {
+    await this.handle.sync();
   }
 
   async close(): Promise<void> {
@@ -345,16 +430,30 @@ async function downloadOnce(
   if (await fileMatches(finalPath, digest)) return finalPath;
   await mkdir(options.partialDirectory, { recursive: true });
   await mkdir(dirname(finalPath), { recursive: true });
+  const feed = new SinkFeed(options.sink);
 
   for (let attempt = 1; ; attempt++) {
-    const partial = await PartialFile.open(partialPath, digest);
+    const partial = await PartialFile.open(partialPath, digest, feed);
     let encoding: string | undefined;
     let actual: Digest;
     try {
-      encoding = await fillPartial(access, repo, digest, partial, options);
-      actual = await partial.finish();
+      try {
+        encoding = await fillPartial(access, repo, digest, partial, options);
+      } catch (error) {
+        await feed.abort();
+        throw error;
+      }
+      actual = partial.digest();
+      if (actual === digest && encoding === undefined && (await feed.commit())) {
+        // The sink stored the blob, so the file is a leftover and is not worth an fsync.
+        await partial.close();
+        await rename(partialPath, finalPath);
+        return finalPath;
+      }
+      await feed.abort();
+      await partial.sync();
     } finally {
-      await partial.close();
+      await partial.close().catch(() => undefined);
     }
     if (actual === digest) {
       await rename(partialPath, finalPath);

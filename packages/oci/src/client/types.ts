@@ -81,6 +81,35 @@ export interface DownloadBlobOptions extends TransferHooks {
   destination?: string;
   /** Expected size from the descriptor; checked while streaming. */
   size?: number;
+  /**
+   * Receives the blob's bytes while they are written to the partial file, e.g. an upload to
+   * another registry. A sink that fails is aborted and left behind; the download goes on.
+   */
+  sink?: BlobSink;
+}
+
+/**
+ * Receiver of a blob's bytes in order, from byte 0, while a download runs. The downloader
+ * calls `commit` only after every byte arrived and the bytes hashed to the digest, and calls
+ * `abort` in every other case. After `abort`, `begin` may start the copy over.
+ */
+export interface BlobSink {
+  /** Starts a copy: the next `write` carries byte 0 of the blob. */
+  begin(): Promise<void>;
+  /** Resolves when the sink can take more bytes. */
+  write(chunk: Buffer): Promise<void>;
+  /** Makes the verified bytes visible. */
+  commit(): Promise<void>;
+  /** Drops the bytes written since `begin`; never rejects. */
+  abort(): Promise<void>;
+}
+
+/** A blob upload fed by a download: a `BlobSink` that reports whether it committed. */
+export interface StreamedUpload extends BlobSink {
+  /** True once the registry stored the blob under its digest. */
+  readonly committed: boolean;
+  /** The first error of `begin`, `write` or `commit`, for the caller's log. */
+  readonly error: unknown;
 }
 
 export interface GetBlobOptions extends TransferHooks {

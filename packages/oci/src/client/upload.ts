@@ -38,7 +38,7 @@ const MONOLITHIC_REJECTED = new Set([413]);
 // Statuses after which PATCH is given up for a single PUT: the registry lacks chunked uploads.
 const CHUNKED_REJECTED = new Set([405, 501]);
 
-function pushScopes(repo: RepositoryRef): Scope[] {
+export function pushScopes(repo: RepositoryRef): Scope[] {
   return [repositoryScope(repo.repository, ['pull', 'push'])];
 }
 
@@ -51,7 +51,7 @@ export function withDigestQuery(url: URL, digest: Digest): URL {
   return next;
 }
 
-function locationOf(response: HttpResponse): URL {
+export function locationOf(response: HttpResponse): URL {
   const location = headerValue(response.headers, 'location');
   if (location === undefined || location === '') {
     throw new OciError(
@@ -187,7 +187,7 @@ export async function mountBlob(
     : { mounted: false, sessionUrl: new URL(location, response.url).toString() };
 }
 
-function checkCommitted(response: HttpResponse, digest: Digest): void {
+export function checkCommitted(response: HttpResponse, digest: Digest): void {
   discardBody(response.body);
   const returned = headerValue(response.headers, 'docker-content-digest');
   if (returned !== undefined && returned !== digest) {
@@ -222,7 +222,7 @@ async function putMonolithic(
 }
 
 /** Parses the `Range: 0-<end>` header of an upload session; returns bytes received. */
-function receivedBytes(response: HttpResponse): number | undefined {
+export function receivedBytes(response: HttpResponse): number | undefined {
   const range = headerValue(response.headers, 'range');
   const match = range === undefined ? null : /^(?:bytes=)?0-(\d+)$/.exec(range.trim());
   return match === null ? undefined : Number(match[1]) + 1;
