@@ -17,6 +17,8 @@ import { SecretBox, loadOrCreateKey } from './crypto/secrets.js';
 import { openDatabase, type Database } from './db/database.js';
 import { ensureAdmin } from './domain/bootstrap.js';
 import { HarborCredentials, type HarborClientFactory } from './domain/harbor-credentials.js';
+import { LastSeenRecorder } from './domain/last-seen.js';
+import { StateService } from './domain/state-service.js';
 import { STATE_CHANNEL, StateWaiters } from './domain/state-waiters.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import type { ZodApp } from './http/types.js';
@@ -96,6 +98,8 @@ export async function buildApp(
     });
     const metrics = new Metrics();
     const waiters = new StateWaiters();
+    const states = new StateService(database.db, secrets, () => database.listening);
+    const lastSeen = new LastSeenRecorder(database.db, logger);
     const satelliteAuth = new SatelliteAuthenticator(database.db, now);
     const upstream = options.upstream ?? new OciUpstreamClient();
     const context: AppContext = {
@@ -105,6 +109,8 @@ export async function buildApp(
       secrets,
       logger,
       waiters,
+      states,
+      lastSeen,
       satelliteAuth,
       upstream,
       harbor: new HarborCredentials(
@@ -114,7 +120,11 @@ export async function buildApp(
       metrics,
       now,
     };
-    await database.listen(STATE_CHANNEL, (payload) => waiters.onNotification(payload));
+    await database.listen(STATE_CHANNEL, (payload) => {
+      // Invalidate first, so a woken long poll cannot read the old revision from memory.
+      states.onNotification(payload);
+      waiters.onNotification(payload);
+    });
     await database.listen(SATELLITE_CHANNEL, (payload) => satelliteAuth.evict(payload));
 
     const app = (
@@ -165,6 +175,7 @@ export async function buildApp(
     const jobs = new Jobs(context);
     app.addHook('onReady', () => {
       ready = true;
+      lastSeen.start();
       if (options.jobs ?? true) jobs.start();
     });
     app.addHook('preClose', () => {
@@ -173,6 +184,7 @@ export async function buildApp(
     });
     app.addHook('onClose', async () => {
       await jobs.stop();
+      await lastSeen.stop();
       if (options.upstream === undefined) await upstream.close();
       if (ownsDatabase) await database.close();
     });

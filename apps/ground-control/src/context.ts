@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secrets.js';
 import type { Database, Db } from './db/database.js';
+import type { LastSeenRecorder } from './domain/last-seen.js';
+import type { StateService } from './domain/state-service.js';
 import type { StateWaiters } from './domain/state-waiters.js';
 import type { SatelliteAuthenticator } from './auth/satellite.js';
 import type { UpstreamClient } from './upstream/client.js';
@@ -16,6 +18,8 @@ export interface AppContext {
   readonly secrets: SecretBox;
   readonly logger: Logger;
   readonly waiters: StateWaiters;
+  readonly states: StateService;
+  readonly lastSeen: LastSeenRecorder;
   readonly satelliteAuth: SatelliteAuthenticator;
   readonly upstream: UpstreamClient;
   readonly harbor: HarborCredentials;

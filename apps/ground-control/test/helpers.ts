@@ -30,7 +30,7 @@ export interface TestDatabaseHandle {
   close(): Promise<void>;
 }
 
-async function migrationsKey(): Promise<string> {
+export async function migrationsKey(): Promise<string> {
   const hash = createHash('sha256');
   for (const file of (await readdir(MIGRATIONS_FOLDER)).sort()) {
     if (file.endsWith('.sql')) hash.update(await readFile(join(MIGRATIONS_FOLDER, file)));

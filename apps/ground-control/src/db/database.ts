@@ -20,6 +20,8 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.m
 const MIGRATION_LOCK_KEY = 7_061_001;
 /** Pause before reconnecting the LISTEN connection after it broke, in milliseconds. */
 const LISTEN_RECONNECT_DELAY_MS = 1_000;
+/** `application_name` of the LISTEN connection, so operators and tests can find it. */
+export const LISTEN_APPLICATION_NAME = 'ground-control-listen';
 
 export type NotificationHandler = (payload: string) => void;
 
@@ -31,6 +33,12 @@ export interface Database {
    * the payload `*`, because notifications sent in between are lost.
    */
   listen(channel: string, handler: NotificationHandler): Promise<void>;
+  /**
+   * Whether notifications are being delivered: false from the moment the LISTEN connection
+   * fails until a new one has subscribed to every channel again. Caches that NOTIFY keeps
+   * correct must not serve from memory while this is false.
+   */
+  readonly listening: boolean;
   /** Applies the pending migrations; on PostgreSQL under an advisory lock. */
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -58,6 +66,8 @@ export function openPglite(client: PGlite, closeClient = true): Database {
   return {
     kind: 'pglite',
     db,
+    // PGlite runs in this process, so its notifications cannot be lost.
+    listening: true,
     async listen(channel, handler) {
       await client.listen(channel, handler);
     },
@@ -86,18 +96,35 @@ function openPostgres(url: string, options: OpenDatabaseOptions): Database {
   let closed = false;
 
   async function connectListener(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: url });
+    const client = new pg.Client({
+      connectionString: url,
+      application_name: LISTEN_APPLICATION_NAME,
+    });
     client.on('notification', (message) => {
       for (const handler of handlers.get(message.channel) ?? []) handler(message.payload ?? '');
     });
-    client.on('error', (error) => {
+    // Until it has subscribed, a failure rejects this function instead, and the caller retries.
+    let subscribed = false;
+    let failed = false;
+    const fail = (error: Error): void => {
+      if (!subscribed || failed || closed) return;
+      failed = true;
       logger.warn({ err: error }, 'PostgreSQL LISTEN connection failed; reconnecting');
-      listener = undefined;
+      if (listener === client) listener = undefined;
       client.end().catch(() => undefined);
       scheduleReconnect();
-    });
-    await client.connect();
-    for (const channel of handlers.keys()) await client.query(`LISTEN "${channel}"`);
+    };
+    client.on('error', fail);
+    // A connection the server closes cleanly ends without an error event.
+    client.on('end', () => fail(new Error('PostgreSQL closed the LISTEN connection')));
+    try {
+      await client.connect();
+      for (const channel of handlers.keys()) await client.query(`LISTEN "${channel}"`);
+    } catch (error) {
+      client.end().catch(() => undefined);
+      throw error;
+    }
+    subscribed = true;
     return client;
   }
 
@@ -128,6 +155,9 @@ function openPostgres(url: string, options: OpenDatabaseOptions): Database {
   return {
     kind: 'postgres',
     db,
+    get listening() {
+      return listener !== undefined;
+    },
     async listen(channel, handler) {
       if (!/^[a-z_]+$/.test(channel)) throw new TypeError(`invalid channel name ${channel}`);
       const list = handlers.get(channel);

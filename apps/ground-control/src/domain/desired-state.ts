@@ -1,5 +1,6 @@
 import { and, eq, inArray, isNotNull } from 'drizzle-orm';
 import {
+  DEFAULT_SATELLITE_CONFIG,
   PROTOCOL_VERSION,
   type DesiredArtifact,
   type DesiredState,
@@ -16,7 +17,7 @@ import {
   selections,
 } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { effectiveConfig } from './effective-config.js';
+import { effectiveConfigs } from './effective-config.js';
 
 export function localRepositoryName(prefix: string | null, repository: string): string {
   return prefix === null || prefix === '' ? repository : `${prefix}/${repository}`;
@@ -33,31 +34,55 @@ function mergeReferrers(a: Referrer[], b: Referrer[]): Referrer[] {
   return [...byDigest.values()].sort((x, y) => x.digest.localeCompare(y.digest));
 }
 
+type RegistryRow = typeof registries.$inferSelect;
+type RobotRow = typeof robotAccounts.$inferSelect;
+
 /**
  * Builds the desired state of one satellite: the union of its groups' resolved selections, one
  * upstream entry per registry they use with the credential for it, and the effective config.
  * Selections that never resolved are left out, so a satellite never receives a tag without a
- * digest. Run it inside one transaction so revision and content come from the same snapshot.
+ * digest. Run it inside one repeatable-read transaction so revision and content come from the
+ * same snapshot.
  */
 export async function buildDesiredState(
   db: Db,
   secrets: SecretBox,
   satelliteId: string,
 ): Promise<DesiredState> {
-  const [satellite] = await db
+  const state = (await buildDesiredStates(db, secrets, [satelliteId])).get(satelliteId);
+  if (state === undefined) {
+    throw new AppError('SATELLITE_TOKEN_INVALID', 'satellite no longer exists; join again');
+  }
+  return state;
+}
+
+/**
+ * Builds the desired states of many satellites with six queries in all, however many ids there
+ * are, so a change that wakes thousands of long polls costs a few batches. Ids of satellites
+ * that no longer exist are missing from the result.
+ */
+export async function buildDesiredStates(
+  db: Db,
+  secrets: SecretBox,
+  satelliteIds: readonly string[],
+): Promise<Map<string, DesiredState>> {
+  const result = new Map<string, DesiredState>();
+  if (satelliteIds.length === 0) return result;
+  const ids = [...new Set(satelliteIds)];
+  const satelliteRows = await db
     .select({
       id: satellites.id,
       configId: satellites.configId,
       revision: satellites.desiredRevision,
     })
     .from(satellites)
-    .where(eq(satellites.id, satelliteId));
-  if (satellite === undefined) {
-    throw new AppError('SATELLITE_TOKEN_INVALID', 'satellite no longer exists; join again');
-  }
+    .where(inArray(satellites.id, ids));
+  if (satelliteRows.length === 0) return result;
+  const foundIds = satelliteRows.map((row) => row.id);
 
   const rows = await db
     .select({
+      satelliteId: satelliteGroups.satelliteId,
       registryId: selections.registryId,
       repository: selections.repository,
       tag: selections.tag,
@@ -70,7 +95,9 @@ export async function buildDesiredState(
     })
     .from(selections)
     .innerJoin(satelliteGroups, eq(satelliteGroups.groupId, selections.groupId))
-    .where(and(eq(satelliteGroups.satelliteId, satelliteId), isNotNull(selections.resolvedDigest)));
+    .where(
+      and(inArray(satelliteGroups.satelliteId, foundIds), isNotNull(selections.resolvedDigest)),
+    );
 
   const registryIds = [...new Set(rows.map((row) => row.registryId))];
   const registryRows =
@@ -85,12 +112,48 @@ export async function buildDesiredState(
           .from(robotAccounts)
           .where(
             and(
-              eq(robotAccounts.satelliteId, satelliteId),
+              inArray(robotAccounts.satelliteId, foundIds),
               inArray(robotAccounts.registryId, registryIds),
             ),
           );
+  const configsById = await effectiveConfigs(db, satelliteRows);
 
-  const upstreams: DesiredUpstream[] = registryRows
+  const registriesById = new Map(registryRows.map((registry) => [registry.id, registry]));
+  const rowsBySatellite = groupBy(rows, (row) => row.satelliteId);
+  const robotsBySatellite = groupBy(robots, (robot) => robot.satelliteId);
+  for (const satellite of satelliteRows) {
+    const own = rowsBySatellite.get(satellite.id) ?? [];
+    const usedRegistries = [...new Set(own.map((row) => row.registryId))]
+      .map((id) => registriesById.get(id))
+      .filter((registry): registry is RegistryRow => registry !== undefined);
+    result.set(satellite.id, {
+      protocolVersion: PROTOCOL_VERSION,
+      satelliteId: satellite.id,
+      revision: satellite.revision,
+      upstreams: upstreamsOf(usedRegistries, robotsBySatellite.get(satellite.id) ?? [], secrets),
+      artifacts: artifactsOf(own, registriesById),
+      config: configsById.get(satellite.id) ?? { ...DEFAULT_SATELLITE_CONFIG },
+    });
+  }
+  return result;
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const list = groups.get(key(item));
+    if (list === undefined) groups.set(key(item), [item]);
+    else list.push(item);
+  }
+  return groups;
+}
+
+function upstreamsOf(
+  registryRows: readonly RegistryRow[],
+  robots: readonly RobotRow[],
+  secrets: SecretBox,
+): DesiredUpstream[] {
+  return registryRows
     .map((registry): DesiredUpstream => {
       const upstream: DesiredUpstream = {
         id: registry.id,
@@ -120,12 +183,28 @@ export async function buildDesiredState(
       return upstream;
     })
     .sort((a, b) => a.id.localeCompare(b.id));
+}
 
-  const prefixes = new Map(registryRows.map((registry) => [registry.id, registry.localPrefix]));
+interface SelectionRow {
+  registryId: string;
+  repository: string;
+  tag: string | null;
+  platforms: string[] | null;
+  digest: string | null;
+  mediaType: string | null;
+  size: number | null;
+  referrers: Referrer[];
+  includeReferrers: boolean;
+}
+
+function artifactsOf(
+  rows: readonly SelectionRow[],
+  registriesById: ReadonlyMap<string, RegistryRow>,
+): DesiredArtifact[] {
   const artifacts = new Map<string, DesiredArtifact>();
   for (const row of rows) {
     const localRepository = localRepositoryName(
-      prefixes.get(row.registryId) ?? null,
+      registriesById.get(row.registryId)?.localPrefix ?? null,
       row.repository,
     );
     const key = `${localRepository}\n${row.tag ?? ''}\n${row.digest}\n${row.registryId}`;
@@ -148,13 +227,5 @@ export async function buildDesiredState(
       localRepository,
     });
   }
-
-  return {
-    protocolVersion: PROTOCOL_VERSION,
-    satelliteId,
-    revision: satellite.revision,
-    upstreams,
-    artifacts: [...artifacts.keys()].sort().map((key) => artifacts.get(key)!),
-    config: await effectiveConfig(db, satellite),
-  };
+  return [...artifacts.keys()].sort().map((key) => artifacts.get(key)!);
 }

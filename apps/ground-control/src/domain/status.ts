@@ -1,7 +1,8 @@
 import { and, desc, eq, lt, sql } from 'drizzle-orm';
 import type { ArtifactStatus, StatusReport } from '@edge/contract';
 import type { AppContext } from '../context.js';
-import { satelliteEvents, satelliteStatus, satellites } from '../db/schema.js';
+import { queryRows } from '../db/database.js';
+import { satelliteEvents } from '../db/schema.js';
 
 interface EventRow {
   kind: string;
@@ -79,9 +80,16 @@ export function diffReports(previous: StatusReport | null, next: StatusReport): 
   return events;
 }
 
+interface RecordedRow {
+  revision: string | number | null;
+  previous: StatusReport | null;
+}
+
 /**
- * Stores a status report: one upsert of the latest report, plus events only for changes, so a
- * heartbeat costs one row write. Returns the satellite's desired revision.
+ * Stores a status report and returns the satellite's desired revision. An unchanged heartbeat
+ * costs one statement: it locks and reads the previous report, upserts the new one, updates
+ * the version when it changed and reads the revision. Events are written, in a second
+ * transaction, only when the report differs from the previous one.
  */
 export async function recordStatus(
   context: AppContext,
@@ -90,42 +98,48 @@ export async function recordStatus(
 ): Promise<number> {
   const now = new Date(context.now());
   const presentCount = report.artifacts.filter((artifact) => artifact.state === 'present').length;
-  return context.db.transaction(async (tx) => {
-    const [previous] = await tx
-      .select({ report: satelliteStatus.report })
-      .from(satelliteStatus)
-      .where(eq(satelliteStatus.satelliteId, satelliteId))
-      .for('update');
-    const values = {
-      report: report as unknown as Record<string, unknown>,
-      appliedRevision: report.appliedRevision,
-      phase: report.phase,
-      presentCount,
-      receivedAt: now,
-    };
-    await tx
-      .insert(satelliteStatus)
-      .values({ satelliteId, ...values })
-      .onConflictDoUpdate({ target: satelliteStatus.satelliteId, set: values });
-    const events = diffReports((previous?.report as StatusReport | undefined) ?? null, report);
-    const [satellite] = await tx
-      .select({ revision: satellites.desiredRevision, version: satellites.version })
-      .from(satellites)
-      .where(eq(satellites.id, satelliteId));
-    if (satellite !== undefined && satellite.version !== report.version) {
-      await tx
-        .update(satellites)
-        .set({ version: report.version })
-        .where(eq(satellites.id, satelliteId));
-    }
-    if (events.length > 0) {
+  // `previous` is referenced by the final SELECT, so it reads the row (and locks it, waiting for
+  // a concurrent heartbeat of the same satellite) before the upsert, which PostgreSQL runs
+  // after the main query because nothing references it.
+  const [row] = await queryRows<RecordedRow>(
+    context.db,
+    sql`
+      with previous as (
+        select report from satellite_status where satellite_id = ${satelliteId} for update
+      ), stored as (
+        insert into satellite_status
+          (satellite_id, report, applied_revision, phase, present_count, received_at)
+        values (
+          ${satelliteId}, ${JSON.stringify(report)}::jsonb, ${report.appliedRevision},
+          ${report.phase}, ${presentCount}, ${now.toISOString()}::timestamptz
+        )
+        on conflict (satellite_id) do update set
+          report = excluded.report,
+          applied_revision = excluded.applied_revision,
+          phase = excluded.phase,
+          present_count = excluded.present_count,
+          received_at = excluded.received_at
+      ), changed_version as (
+        update satellites set version = ${report.version}
+        where id = ${satelliteId} and version is distinct from ${report.version}
+      )
+      select
+        (select report from previous) as previous,
+        (select desired_revision from satellites where id = ${satelliteId}) as revision
+    `,
+  );
+  const events = diffReports(row?.previous ?? null, report);
+  if (events.length > 0) {
+    // NOTE: this is not atomic with the upsert above. If this transaction fails, the stored
+    // report is newer than the last events, and no later event records this change.
+    await context.db.transaction(async (tx) => {
       await tx
         .insert(satelliteEvents)
         .values(events.map((event) => ({ satelliteId, time: now, ...event })));
       await trimEvents(tx, satelliteId, context.config.eventHistoryPerSatellite);
-    }
-    return satellite?.revision ?? 1;
-  });
+    });
+  }
+  return row?.revision === null || row?.revision === undefined ? 1 : Number(row.revision);
 }
 
 /** Keeps only the newest `keep` events of a satellite. */

@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
@@ -20,15 +20,12 @@ import { hashToken } from '../crypto/tokens.js';
 import { notify } from '../db/database.js';
 import { joinTokens, satellites } from '../db/schema.js';
 import { recordAudit } from '../domain/audit.js';
-import { buildDesiredState } from '../domain/desired-state.js';
 import { recordStatus } from '../domain/status.js';
 import { AppError } from '../errors.js';
 import { ERROR_RESPONSES, type ZodApp } from '../http/types.js';
 
 /** Status reports list up to 10,000 artifacts, so their body limit is above the default. */
 const STATUS_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
-/** A state poll refreshes `last_seen_at` at most this often, in milliseconds. */
-const LAST_SEEN_WRITE_INTERVAL_MS = 15_000;
 
 const satelliteSecurity = [{ satelliteJwt: [] }];
 
@@ -194,28 +191,32 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
       const satellite = satelliteOf(request);
       const waitSeconds = Math.min(request.query.wait ?? 0, STATE_WAIT_MAX_SECONDS);
       const ifNoneMatch = request.headers['if-none-match'];
-      await touchLastSeen(context, satellite.id);
+      context.lastSeen.record(satellite.id, context.now());
 
       // Register before reading, so a change committed in between still wakes this request.
       const waiter =
         waitSeconds > 0 ? context.waiters.wait(satellite.id, waitSeconds * 1_000) : undefined;
       try {
-        let revision = await currentRevision(context, satellite.id);
+        let revision = await context.states.revision(satellite.id);
+        let changed = false;
         if (ifNoneMatch === etagOf(revision) && waiter !== undefined) {
           context.metrics.longPolls.inc();
           const onClose = (): void => waiter.cancel();
           // The response closes early when the satellite hangs up, which frees the waiter.
           reply.raw.once('close', onClose);
           try {
-            await waiter.changed;
+            changed = await waiter.changed;
           } finally {
             context.metrics.longPolls.dec();
             reply.raw.off('close', onClose);
           }
           // A satellite revoked while it waited gets the refusal now, not at its next poll.
           await context.satelliteAuth.authenticate(request.headers.authorization);
-          revision = await currentRevision(context, satellite.id);
+          if (!changed) revision = await context.states.revision(satellite.id);
         }
+        // A woken poll builds its state directly: thousands wake together and share batches.
+        const state = changed ? await context.states.state(satellite.id) : undefined;
+        if (state !== undefined) revision = state.revision;
         if (ifNoneMatch === etagOf(revision)) {
           // No payload at all: a serialised `null` would add Content-Type and Content-Length: 4,
           // which a 304 must not carry, and clients then drop the keep-alive connection. Fastify
@@ -226,10 +227,8 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
             .removeHeader('content-type')
             .send(undefined as unknown as null);
         }
-        const state = await context.db.transaction((tx) =>
-          buildDesiredState(tx, context.secrets, satellite.id),
-        );
-        return reply.header('etag', etagOf(state.revision)).send(state);
+        const body = state ?? (await context.states.state(satellite.id));
+        return reply.header('etag', etagOf(body.revision)).send(body);
       } finally {
         waiter?.cancel();
       }
@@ -257,29 +256,4 @@ export function registerSatelliteApiRoutes(app: ZodApp, context: AppContext): vo
       return { protocolVersion: PROTOCOL_VERSION, desiredRevision };
     },
   );
-}
-
-async function currentRevision(context: AppContext, satelliteId: string): Promise<number> {
-  const [row] = await context.db
-    .select({ revision: satellites.desiredRevision })
-    .from(satellites)
-    .where(eq(satellites.id, satelliteId));
-  if (row === undefined) {
-    throw new AppError('SATELLITE_TOKEN_INVALID', 'satellite no longer exists; join again');
-  }
-  return row.revision;
-}
-
-async function touchLastSeen(context: AppContext, satelliteId: string): Promise<void> {
-  const now = new Date(context.now());
-  const threshold = new Date(context.now() - LAST_SEEN_WRITE_INTERVAL_MS);
-  await context.db
-    .update(satellites)
-    .set({ lastSeenAt: now })
-    .where(
-      and(
-        eq(satellites.id, satelliteId),
-        or(isNull(satellites.lastSeenAt), lt(satellites.lastSeenAt, threshold)),
-      ),
-    );
 }
