@@ -82,6 +82,9 @@ async function putImage(
   random: (limit: number) => number,
   log: (line: string) => void,
 ): Promise<void> {
+  // Journaled so that a kill while blobs are written counts as a kill during work. The journal
+  // reader applies only put and delete operations, so this line changes no expected tag.
+  log(`begin blobs ${repository} ${tag}`);
   const layers: { mediaType: string; digest: string; size: number }[] = [];
   for (let i = 0; i < 1 + random(3); i += 1) {
     const bytes = randomBytes(1 + random(MAX_BLOB_BYTES));
