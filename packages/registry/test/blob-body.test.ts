@@ -1,11 +1,13 @@
 // Blob bodies are copied from the file with pooled buffers (server/file-body.ts), not piped from a
 // read stream. These tests cover what that copy must get right: chunk boundaries under ranges,
 // buffer reuse without stale bytes, concurrent responses, aborted clients and short files.
+import { randomBytes } from 'node:crypto';
 import { open, readlink, readdir, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOB_COPY_CHUNK_BYTES, BufferPool, writeFileRange } from '../src/server/file-body.js';
 import { seededBytes, sha256 } from './fixtures.js';
@@ -15,15 +17,24 @@ import { startTestServer, type TestServer } from './http-helpers.js';
 const LARGE_BYTES = 3 * BLOB_COPY_CHUNK_BYTES + 12_345;
 const large = seededBytes('blob-body-large', LARGE_BYTES);
 const small = seededBytes('blob-body-small', 777);
+/** Larger than loopback socket buffers can take (a few MiB), so an early abort cuts the copy. */
+const huge = randomBytes(64 * 1024 * 1024);
 const largeDigest = sha256(large);
 const smallDigest = sha256(small);
+const hugeDigest = sha256(huge);
 
 let server: TestServer;
+const logLines: { level: number; msg: string }[] = [];
 
 beforeAll(async () => {
-  server = await startTestServer();
+  const logStream = new PassThrough();
+  logStream.on('data', (line: Buffer) => {
+    logLines.push(JSON.parse(line.toString('utf8')) as { level: number; msg: string });
+  });
+  server = await startTestServer({ logger: pino({ level: 'info' }, logStream) });
   await server.store.putBlob(Readable.from([large]), { digest: largeDigest });
   await server.store.putBlob(Readable.from([small]), { digest: smallDigest });
+  await server.store.putBlob(Readable.from([huge]), { digest: hugeDigest });
 });
 
 afterAll(async () => {
@@ -121,14 +132,17 @@ describe('blob body copy', () => {
   });
 
   it('aborted GET closes the file', async () => {
-    const path = server.store.blobPath(largeDigest);
+    const path = server.store.blobPath(hugeDigest);
     expect(await openDescriptors(path)).toBe(0);
-    const received = await abortAfter(blobUrl(largeDigest), 64 * 1024);
+    const received = await abortAfter(blobUrl(hugeDigest), 64 * 1024);
     expect(received).toBeGreaterThanOrEqual(64 * 1024);
     expect(await waitFor(async () => (await openDescriptors(path)) === 0, 5_000)).toBe(true);
-    const after = await fetch(blobUrl(largeDigest), { headers: { Range: 'bytes=0-99' } });
+    const closed = logLines.filter((line) => line.msg.startsWith('blob response aborted'));
+    expect(closed).toHaveLength(1);
+    expect(logLines.filter((line) => line.level >= 50)).toEqual([]);
+    const after = await fetch(blobUrl(hugeDigest), { headers: { Range: 'bytes=0-99' } });
     expect(after.status).toBe(206);
-    expect(Buffer.from(await after.arrayBuffer())).toEqual(large.subarray(0, 100));
+    expect(Buffer.from(await after.arrayBuffer())).toEqual(huge.subarray(0, 100));
   });
 
   it('metrics count the served blob bytes', async () => {

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors.js';
 import { parseDigest } from '../oci.js';
@@ -95,34 +96,41 @@ export async function getBlob(
 ): Promise<FastifyReply> {
   parseDigest(digest);
   const { file, size } = await store.openBlobFile(digest);
-  let response: BlobResponse;
   try {
-    response = prepareBlobResponse(request, reply, digest, size);
-  } catch (error) {
+    const response = prepareBlobResponse(request, reply, digest, size);
+    if (response.status === 304) return reply.code(304).send();
+    await sendBlobBody(request, reply, file, response, blobs, digest);
+    return reply;
+  } finally {
     await file.close();
-    throw error;
   }
-  if (response.status === 304) {
-    await file.close();
-    return reply.code(304).send();
-  }
+}
 
+/** Takes over the response from Fastify and writes the status, headers and the file range. */
+async function sendBlobBody(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  file: FileHandle,
+  response: BlobResponse,
+  blobs: BlobServing,
+  digest: string,
+): Promise<void> {
   reply.hijack();
   const raw = reply.raw;
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
-    if (value !== undefined) raw.setHeader(name, value);
-  }
-  raw.writeHead(response.status);
   const written = { bytes: 0 };
   try {
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (value !== undefined) raw.setHeader(name, value);
+    }
+    raw.writeHead(response.status);
     await writeFileRange(file, response.start, response.length, raw, blobs.pool, written);
     raw.end();
   } catch (error) {
-    // A client that goes away can also surface as a socket error (EPIPE, ECONNRESET).
+    // No access-log line follows an aborted response (it never finishes), so this line is it.
     if (error instanceof ResponseClosedError || raw.destroyed) {
-      request.log.debug(
-        { digest, bytes: written.bytes },
-        'client closed the connection during a blob',
+      request.log.info(
+        { digest, bytes: written.bytes, err: error },
+        'blob response aborted: the client closed the connection or it failed',
       );
     } else {
       request.log.error({ err: error, digest }, 'blob response failed after its headers were sent');
@@ -130,9 +138,7 @@ export async function getBlob(
     raw.destroy();
   } finally {
     blobs.metrics.servedBytes.inc({ kind: 'blob' }, written.bytes);
-    await file.close();
   }
-  return reply;
 }
 
 export async function deleteBlob(

@@ -40,7 +40,10 @@ export class BufferPool {
   }
 }
 
-/** The response closed (the client went away) before the whole body was written. */
+/**
+ * The connection closed or failed (the client went away, or a socket error such as ECONNRESET)
+ * before the whole body was written.
+ */
 export class ResponseClosedError extends Error {
   override readonly name = 'ResponseClosedError';
 }
@@ -51,7 +54,7 @@ export class ResponseClosedError extends Error {
  * callback ran, when the socket no longer references it. `progress.bytes` counts the bytes written so
  * far, also when the copy fails.
  *
- * Rejects with ResponseClosedError when the response closes first, and with STORE_CORRUPT when the
+ * Rejects with ResponseClosedError when the connection closes or fails, and with STORE_CORRUPT when the
  * file ends before `start + length`. After a rejection the buffers are not returned to the pool,
  * because a read or write still in flight may hold them.
  */
@@ -124,8 +127,15 @@ function writeChunk(response: ServerResponse, chunk: Buffer): Promise<void> {
     response.once('close', onClose);
     response.write(chunk, (error) => {
       response.off('close', onClose);
-      if (error) reject(error);
-      else resolve();
+      if (error) {
+        reject(
+          new ResponseClosedError('writing a blob chunk to the connection failed', {
+            cause: error,
+          }),
+        );
+      } else {
+        resolve();
+      }
     });
   });
 }
