@@ -4,11 +4,13 @@ import { sleep } from './concurrency.js';
 import { readLongPolls, type OperatorApi } from './ground-control.js';
 import type { LoadGenerator } from './load-client.js';
 import type { RateCommand } from './messages.js';
-import { readCpuMs, readRss } from './proc.js';
+import { readCpuMs, readCpuMsByName, readRss } from './proc.js';
 import { BenchError } from './satellite.js';
 
 /** The latency goal of state requests and heartbeats: p99 under this many milliseconds. */
 export const LATENCY_GOAL_MS = 100;
+/** Command name of PostgreSQL's server processes in /proc/<pid>/comm (PostgreSQL 15 on Linux). */
+const POSTGRES_COMMAND = 'postgres';
 /**
  * How often the bench reads Ground Control's long-poll gauge while the fleet parks, in ms.
  * Each scrape makes prom-client list every open socket, about 5 % of Ground Control's profile samples at
@@ -44,11 +46,15 @@ async function measureRate(
 ): Promise<Measurement> {
   const pid = target.pid();
   const cpuBefore = await readCpuMs(pid);
+  const loadCpuBefore = await readCpuMs(load.pid);
+  const postgresCpuBefore = await readCpuMsByName(POSTGRES_COMMAND);
   const reply = await load.request(
     { type: 'rate', url: target.url, kind, concurrency, ...settings },
     'rate',
   );
   const cpuMs = (await readCpuMs(pid)) - cpuBefore;
+  const loadCpuMs = (await readCpuMs(load.pid)) - loadCpuBefore;
+  const postgresCpuMs = (await readCpuMsByName(POSTGRES_COMMAND)) - postgresCpuBefore;
   const { rssBytes } = await readRss(pid);
   const result = reply.result;
   if (result.requests !== result.expected) {
@@ -68,6 +74,8 @@ async function measureRate(
       p99Ms: result.p99Ms,
       unexpected: result.requests - result.expected,
       disconnectsPerRequest: result.requests > 0 ? result.disconnects / result.requests : 0,
+      loadGeneratorCpuMs: loadCpuMs,
+      postgresCpuMs,
     },
   };
 }
@@ -79,6 +87,8 @@ const EXTRA_UNITS: Record<string, string> = {
   p99Ms: 'ms',
   unexpected: 'count',
   disconnectsPerRequest: 'connections closed per request',
+  loadGeneratorCpuMs: 'ms',
+  postgresCpuMs: 'ms',
 };
 
 export interface SweepStep {
@@ -162,8 +172,9 @@ export async function runHeartbeats(
   for (let i = 0; i < runs; i++) {
     measurements.push(await measureRate(load, groundControl, 'heartbeat', concurrency, settings));
   }
-  const stat = (key: 'perSecond' | 'p50Ms' | 'p99Ms' | 'unexpected') =>
-    summarize(measurements.map((m) => m.extra?.[key] ?? 0));
+  const stat = (
+    key: 'perSecond' | 'p50Ms' | 'p99Ms' | 'unexpected' | 'loadGeneratorCpuMs' | 'postgresCpuMs',
+  ) => summarize(measurements.map((m) => m.extra?.[key] ?? 0));
   const cpu = summarize(measurements.map((m) => m.cpuMs));
   const perSecond = stat('perSecond');
   const p50 = stat('p50Ms');
@@ -179,6 +190,18 @@ export async function runHeartbeats(
       { name: `${name} p50Ms`, unit: 'ms', value: p50.median, ...p50 },
       { name: `${name} p99Ms`, unit: 'ms', value: p99.median, ...p99 },
       { name: `${name} server cpuMs`, unit: 'ms', value: cpu.median, ...cpu },
+      {
+        name: `${name} load generator cpuMs`,
+        unit: 'ms',
+        value: stat('loadGeneratorCpuMs').median,
+        ...stat('loadGeneratorCpuMs'),
+      },
+      {
+        name: `${name} postgres cpuMs`,
+        unit: 'ms',
+        value: stat('postgresCpuMs').median,
+        ...stat('postgresCpuMs'),
+      },
       { name: `${name} non-200 answers`, unit: 'count', value: unexpected.max, ...unexpected },
     ],
   };

@@ -1,5 +1,5 @@
 // Figures of a running process from Linux /proc.
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux x86 and arm). */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -25,4 +25,22 @@ export async function readCpuMs(pid: number): Promise<number> {
 export async function readLoadAverage(): Promise<number> {
   const text = await readFile('/proc/loadavg', 'utf8');
   return Number(text.split(' ')[0] ?? 0);
+}
+
+/**
+ * User plus system CPU time of every process whose command name is `name`, in milliseconds,
+ * such as all PostgreSQL backends. Processes that exit between two reads drop out of the sum.
+ */
+export async function readCpuMsByName(name: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const comm = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
+      if (comm === name) total += await readCpuMs(Number(entry));
+    } catch {
+      // The process exited while the folder was read.
+    }
+  }
+  return total;
 }
