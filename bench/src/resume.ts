@@ -10,6 +10,7 @@
 //
 // Each ratio is the bytes read from the upstream over the bytes a clean copy of the same image
 // reads (the large layer plus the small base layer, config and manifest), measured per tool.
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,6 +172,36 @@ interface CaseResult {
   runs: number;
   /** After SIGKILL: bytes the proxy had sent minus the bytes kept in partial files. */
   lostAtKill?: number;
+  /** TCP queues between the proxy and the copier right before the SIGKILL. */
+  queuesAtKill?: SocketQueues;
+  /** Bytes the proxy sent from the SIGKILL until the copier's exit was seen. */
+  sentAfterKill?: number;
+}
+
+/** Bytes queued in the kernel on the proxy's connections to its clients. */
+interface SocketQueues {
+  /** Send queues of the proxy's sockets: written by the proxy, not yet read by the copier. */
+  proxySendQueue: number;
+  /** Receive queues of the copier's sockets: arrived, not yet read by the copier. */
+  copierReceiveQueue: number;
+}
+
+/**
+ * Reads the TCP queues of the connections to `port` with `ss` (iproute2). The call blocks
+ * the poll for a few milliseconds, which only moves the kill a little later in the transfer.
+ */
+function socketQueues(port: number): SocketQueues {
+  const output = execFileSync('ss', ['-tnH', 'state', 'established'], { encoding: 'utf8' });
+  const queues: SocketQueues = { proxySendQueue: 0, copierReceiveQueue: 0 };
+  for (const line of output.split('\n')) {
+    // With a state filter, ss leaves out the State column: Recv-Q Send-Q Local Peer.
+    const [receive, send, local, peer] = line.trim().split(/\s+/);
+    if (receive === undefined || send === undefined || local === undefined || peer === undefined)
+      continue;
+    if (local.endsWith(`:${port}`)) queues.proxySendQueue += Number(send);
+    if (peer.endsWith(`:${port}`)) queues.copierReceiveQueue += Number(receive);
+  }
+  return queues;
 }
 
 /**
@@ -194,6 +225,10 @@ async function runCase(
   proxy.resetCounters();
   let killed = interruption !== 'kill';
   let lostAtKill: number | undefined;
+  let queuesAtKill: SocketQueues | undefined;
+  let sentAtKill: number | undefined;
+  let sentAfterKill: number | undefined;
+  const proxyPort = Number(new URL(proxy.url).port);
   for (let runs = 1; runs <= MAX_RUNS_PER_CASE; runs++) {
     const child = await copier.spawn();
     let poll: NodeJS.Timeout | undefined;
@@ -202,6 +237,8 @@ async function runCase(
         if (proxy.counters.responseBytes >= cutAt) {
           killed = true;
           clearInterval(poll);
+          queuesAtKill = socketQueues(proxyPort);
+          sentAtKill = proxy.counters.responseBytes;
           child.kill9();
         }
       }, KILL_POLL_MS);
@@ -210,6 +247,7 @@ async function runCase(
     clearInterval(poll);
     if (exit.signal === 'SIGKILL' && copier.keptBytes !== undefined) {
       lostAtKill = proxy.counters.responseBytes - (await copier.keptBytes());
+      if (sentAtKill !== undefined) sentAfterKill = proxy.counters.responseBytes - sentAtKill;
     }
     if (exit.code === 0) {
       await copier.verify();
@@ -217,6 +255,8 @@ async function runCase(
         bytes: proxy.counters.responseBytes,
         runs,
         ...(lostAtKill === undefined ? {} : { lostAtKill }),
+        ...(queuesAtKill === undefined ? {} : { queuesAtKill }),
+        ...(sentAfterKill === undefined ? {} : { sentAfterKill }),
       };
     }
     if (exit.signal !== 'SIGKILL') {
@@ -286,12 +326,16 @@ async function main(): Promise<void> {
         const ratios = new Map<string, number>();
         const runs = new Map<string, number>();
         let lostAtKill: number | undefined;
+        let queuesAtKill: SocketQueues | undefined;
+        let sentAfterKill: number | undefined;
         for (const copier of copiers) {
           console.error(`running ${copier.label} ${interruption} at ${fraction * 100}%`);
           const result = await runCase(context, copier, interruption, cutAt);
           ratios.set(copier.label, result.bytes / (clean.get(copier.label) ?? Number.NaN));
           runs.set(copier.label, result.runs);
           lostAtKill ??= result.lostAtKill;
+          queuesAtKill ??= result.queuesAtKill;
+          sentAfterKill ??= result.sentAfterKill;
         }
         const ours = ratios.get('satellite') ?? Number.NaN;
         const peer = ratios.get('skopeo') ?? Number.NaN;
@@ -319,6 +363,27 @@ async function main(): Promise<void> {
             name: `satellite ${name} bytes sent but not on disk`,
             unit: 'bytes',
             value: lostAtKill,
+          });
+        }
+        if (queuesAtKill !== undefined) {
+          figures.push(
+            {
+              name: `satellite ${name} proxy send queue at kill`,
+              unit: 'bytes',
+              value: queuesAtKill.proxySendQueue,
+            },
+            {
+              name: `satellite ${name} satellite receive queue at kill`,
+              unit: 'bytes',
+              value: queuesAtKill.copierReceiveQueue,
+            },
+          );
+        }
+        if (sentAfterKill !== undefined) {
+          figures.push({
+            name: `satellite ${name} bytes sent after the kill signal`,
+            unit: 'bytes',
+            value: sentAfterKill,
           });
         }
         checks.push(
