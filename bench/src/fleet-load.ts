@@ -28,7 +28,10 @@ function send(reply: Reply): void {
   process.stdout.write(`${JSON.stringify(reply)}\n`);
 }
 
-/** Joins every satellite, then fetches each one's first state so it has an ETag. */
+/**
+ * Joins every satellite, then fetches each one's first state so it has an ETag and sends its
+ * first status report.
+ */
 async function join(command: JoinCommand): Promise<Reply> {
   const entries = tokensFileSchema.parse(JSON.parse(await readFile(command.tokensFile, 'utf8')));
   satellites = entries.map((entry) => new SimulatedSatellite(entry.name, entry.token));
@@ -43,6 +46,16 @@ async function join(command: JoinCommand): Promise<Reply> {
       if (status !== 200) {
         throw new BenchError(
           `first state of satellite ${satellite.name} returned HTTP ${status}, expected 200`,
+        );
+      }
+    });
+    // One report per satellite before any phase, so the heartbeat phase measures the unchanged
+    // reports of a steady fleet, not first reports that each also write events.
+    await forEachLimit(satellites, command.concurrency, async (satellite) => {
+      const status = await satellite.sendStatus(pool);
+      if (status !== 200) {
+        throw new BenchError(
+          `first status report of satellite ${satellite.name} returned HTTP ${status}, expected 200`,
         );
       }
     });

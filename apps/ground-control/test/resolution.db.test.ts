@@ -196,6 +196,23 @@ describe('tag resolution', () => {
     expect((await desiredState()).revision).toBe(after.revision);
   });
 
+  it('replaces selections with one new revision', async () => {
+    const before = await desiredState();
+    const replaced = await gc.app.inject({
+      method: 'PUT',
+      url: '/api/v1/groups/apps/selections',
+      headers: bearer(admin),
+      payload: [{ registry: 'central', repository: 'test/app-a', tag: '1' }],
+    });
+    expect(replaced.statusCode).toBe(200);
+    const after = await desiredState();
+    // One bump after resolution; a bump before it would give members an interim state.
+    expect(after.revision).toBe(before.revision + 1);
+    expect(after.artifacts.map((artifact) => artifact.digest)).toEqual([
+      images.images['app-a:2']!.digest,
+    ]);
+  });
+
   it('keeps the last digest when the upstream is down', async () => {
     const before = await desiredState();
     await gc.app.inject({

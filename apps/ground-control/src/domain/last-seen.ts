@@ -53,10 +53,18 @@ export class LastSeenRecorder {
     return run;
   }
 
+  /** Stops the timer and writes what is pending; a failed write is logged, not raised. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (error) {
+      this.logger.error(
+        { err: error, satellites: this.pending.size },
+        'writing last_seen_at at shutdown failed; these poll times are lost',
+      );
+    }
   }
 
   private async write(): Promise<void> {

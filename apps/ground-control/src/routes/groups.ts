@@ -75,6 +75,21 @@ function selectionKey(value: {
  * Replaces the selections of a group. Selections that stay the same keep their resolution, so
  * member satellites keep those artifacts while the new ones resolve.
  */
+/**
+ * Resolves a group's selections after they were replaced and bumps its members' revisions
+ * once. Without this order the members would first receive a state without the new, still
+ * unresolved selections, and a second state once they resolve. When resolution changes
+ * nothing or fails, the replacement itself still needs the bump.
+ */
+async function resolveReplacedSelections(context: AppContext, groupId: string): Promise<void> {
+  let bumped = false;
+  try {
+    bumped = await resolveGroup(context, groupId);
+  } finally {
+    if (!bumped) await bumpRevisions(context.db, { groupIds: [groupId] });
+  }
+}
+
 async function replaceSelections(db: Db, groupId: string, wanted: Selection[]): Promise<void> {
   const registryIds = await registryIdsByName(
     db,
@@ -235,7 +250,8 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
           })
           .where(eq(groups.id, group.id));
         if (body.selections !== undefined) await replaceSelections(tx, group.id, body.selections);
-        await bumpRevisions(tx, { groupIds: [group.id] });
+        // New selections are resolved first, so members get one new revision, not two.
+        if (body.selections === undefined) await bumpRevisions(tx, { groupIds: [group.id] });
         await recordAudit(tx, {
           actor: actorOf(principalOf(request)),
           action: 'group.update',
@@ -244,7 +260,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
         });
       });
       if (body.selections !== undefined) {
-        await resolveGroup(context, group.id);
+        await resolveReplacedSelections(context, group.id);
         await context.harbor.syncSatellites(await context.harbor.membersOf([group.id]));
       }
       return viewOf(group.name);
@@ -268,7 +284,6 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
       const group = await groupByName(request.params.name);
       await context.db.transaction(async (tx) => {
         await replaceSelections(tx, group.id, request.body);
-        await bumpRevisions(tx, { groupIds: [group.id] });
         await recordAudit(tx, {
           actor: actorOf(principalOf(request)),
           action: 'group.selections.replace',
@@ -276,7 +291,7 @@ export function registerGroupRoutes(app: ZodApp, context: AppContext): void {
           details: { selections: request.body.length },
         });
       });
-      await resolveGroup(context, group.id);
+      await resolveReplacedSelections(context, group.id);
       await context.harbor.syncSatellites(await context.harbor.membersOf([group.id]));
       return viewOf(group.name);
     },
