@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { copyArtifact, RegistryClient } from '@edge/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildFixtures, SIGNATURE_TYPE } from './fixtures.js';
+import { buildFixtures, seededBytes, sha256, SIGNATURE_TYPE } from './fixtures.js';
 import { pushFixture, startTestServer, type TestServer } from './http-helpers.js';
 
 // @edge/oci's client and copy helper against two embedded registries: a plain-HTTP source
@@ -114,5 +115,18 @@ describe('@edge/oci client against the registry', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of client.getBlob(repo, layer.digest)) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks)).toEqual(layer.bytes);
+  });
+
+  it('multi-chunk blob over HTTPS', async () => {
+    // TLS encrypts each pooled buffer on write; a reused buffer must not corrupt what is sent.
+    const bytes = seededBytes('oci-client-tls', 3 * 1024 * 1024 + 4321);
+    const digest = sha256(bytes);
+    await destination.store.putBlob(Readable.from([bytes]), { digest });
+    const repo = { registry: hostOf(destination.url), repository: 'site/app' };
+    const chunks: Buffer[] = [];
+    for await (const chunk of client.getBlob(repo, digest)) chunks.push(chunk as Buffer);
+    const received = Buffer.concat(chunks);
+    expect(received.length).toBe(bytes.length);
+    expect(sha256(received)).toBe(digest);
   });
 });
