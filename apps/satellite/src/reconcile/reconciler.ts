@@ -446,9 +446,10 @@ export class Reconciler {
         ...(sink !== undefined ? { sink } : {}),
       });
       try {
-        // A sink that failed on the way left the verified file, which is pushed in a second pass.
+        // Without a committed sink the verified file is pushed in a second pass: the sink failed
+        // on the way, or an earlier run had already finished the file.
         if (sink === undefined || !sink.committed) {
-          if (sink !== undefined) {
+          if (sink?.error !== undefined) {
             log.warn(
               { err: sink.error, blobDigest: blob.digest },
               'streamed upload failed; pushing the downloaded file',

@@ -243,7 +243,23 @@ class SinkFeed {
   }
 }
 
+/**
+ * Bytes that may wait in memory for the partial file before `append` waits for the disk. The
+ * file is written behind the socket, several chunks per `writev`. Writing 200 MiB as 8-chunk
+ * `writev` calls took 36-48 ms of system time against 71-92 ms for one `write` per 120 KiB
+ * chunk (Node 20, ext4, 2-core VM). A crash loses the queued bytes like the socket buffers,
+ * so the limit stays small next to the 4 MiB TCP send buffer seen on loopback.
+ */
+const WRITE_BEHIND_MAX_BYTES = 512 * 1024;
+
 class PartialFile {
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  /** Bytes already handed to the file system; `length` also counts the queue. */
+  #fileLength: number;
+  #flushing: Promise<void> | undefined;
+  #writeError: Error | undefined;
+
   private constructor(
     readonly path: string,
     private readonly handle: FileHandle,
@@ -251,7 +267,9 @@ class PartialFile {
     public digester: Digester,
     private readonly algorithm: 'sha256' | 'sha512',
     private readonly feed: SinkFeed,
-  ) {}
+  ) {
+    this.#fileLength = length;
+  }
 
   static async open(path: string, digest: Digest, feed: SinkFeed): Promise<PartialFile> {
     const algorithm = parseDigest(digest).algorithm;
@@ -264,45 +282,89 @@ class PartialFile {
     return new PartialFile(path, handle, size, digester, algorithm, feed);
   }
 
-  /** Writes a chunk to the file and to the sink at the same time. */
+  /** Queues a chunk for the file and writes it to the sink at the same time. */
   async append(chunk: Buffer): Promise<void> {
-    const offset = this.length;
+    if (this.#writeError !== undefined) throw this.#writeError;
     this.length += chunk.length;
     this.digester.update(chunk);
-    await Promise.all([this.#writeAt(chunk, offset), this.feed.write(chunk)]);
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.length;
+    if (this.#flushing === undefined) {
+      this.#flushing = this.#drain();
+      this.#flushing.catch(() => undefined);
+    }
+    const fileReady = this.#queuedBytes > WRITE_BEHIND_MAX_BYTES ? this.#flushing : undefined;
+    await Promise.all([fileReady, this.feed.write(chunk)]);
   }
 
-  async #writeAt(chunk: Buffer, offset: number): Promise<void> {
-    let written = 0;
-    while (written < chunk.length) {
-      const { bytesWritten } = await this.handle.write(
-        chunk,
-        written,
-        chunk.length - written,
-        offset + written,
-      );
-      written += bytesWritten;
+  /** Writes the queue to the file in batches until it is empty. */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        const bytes = batch.reduce((sum, chunk) => sum + chunk.length, 0);
+        await this.#writeAllAt(batch, bytes, this.#fileLength);
+        this.#fileLength += bytes;
+        this.#queuedBytes -= bytes;
+      }
+    } catch (error) {
+      this.#writeError = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      this.#flushing = undefined;
     }
   }
 
+  async #writeAllAt(batch: Buffer[], bytes: number, offset: number): Promise<void> {
+    const { bytesWritten } = await this.handle.writev(batch, offset);
+    if (bytesWritten === bytes) return;
+    // A short writev is rare (a full disk, a signal), so the rest is written from one copy.
+    const rest = Buffer.concat(batch, bytes).subarray(bytesWritten);
+    let written = 0;
+    while (written < rest.length) {
+      const result = await this.handle.write(
+        rest,
+        written,
+        rest.length - written,
+        offset + bytesWritten + written,
+      );
+      written += result.bytesWritten;
+    }
+  }
+
+  /** Waits until every appended byte was handed to the file system. */
+  async flush(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing;
+    if (this.#writeError !== undefined) throw this.#writeError;
+  }
+
   async reset(): Promise<void> {
+    await this.flush();
     await this.handle.truncate(0);
     this.length = 0;
+    this.#fileLength = 0;
     this.digester = createDigester(this.algorithm);
     await this.feed.restart(this.path);
   }
 
-  /** Returns the digest of the bytes written so far. */
+  /** Returns the digest of the bytes appended so far. */
   digest(): Digest {
     return this.digester.digest();
   }
 
   async sync(): Promise<void> {
+    await this.flush();
     await this.handle.sync();
   }
 
+  /** Writes what is queued, so the bytes stay for a resume, and closes the file. */
   async close(): Promise<void> {
-    await this.handle.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.handle.close();
+    }
   }
 }
 
