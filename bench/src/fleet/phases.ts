@@ -4,7 +4,7 @@ import { sleep } from './concurrency.js';
 import { readLongPolls, type OperatorApi } from './ground-control.js';
 import type { LoadGenerator } from './load-client.js';
 import type { RateCommand } from './messages.js';
-import { readCpuMs, readCpuMsByName, readRss } from './proc.js';
+import { cpuMsBetween, readCpuMs, readCpuMsByName, readRss } from './proc.js';
 import { BenchError } from './satellite.js';
 
 /** The latency goal of state requests and heartbeats: p99 under this many milliseconds. */
@@ -54,7 +54,7 @@ async function measureRate(
   );
   const cpuMs = (await readCpuMs(pid)) - cpuBefore;
   const loadCpuMs = (await readCpuMs(load.pid)) - loadCpuBefore;
-  const postgresCpuMs = (await readCpuMsByName(POSTGRES_COMMAND)) - postgresCpuBefore;
+  const postgresCpuMs = cpuMsBetween(postgresCpuBefore, await readCpuMsByName(POSTGRES_COMMAND));
   const { rssBytes } = await readRss(pid);
   const result = reply.result;
   if (result.requests !== result.expected) {

@@ -27,20 +27,30 @@ export async function readLoadAverage(): Promise<number> {
   return Number(text.split(' ')[0] ?? 0);
 }
 
-/**
- * User plus system CPU time of every process whose command name is `name`, in milliseconds,
- * such as all PostgreSQL backends. Processes that exit between two reads drop out of the sum.
- */
-export async function readCpuMsByName(name: string): Promise<number> {
-  let total = 0;
+/** User plus system CPU time of each process whose command name is `name`, in ms by PID. */
+export async function readCpuMsByName(name: string): Promise<Map<number, number>> {
+  const times = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const comm = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
-      if (comm === name) total += await readCpuMs(Number(entry));
+      if (comm === name) times.set(Number(entry), await readCpuMs(Number(entry)));
     } catch {
       // The process exited while the folder was read.
     }
+  }
+  return times;
+}
+
+/**
+ * CPU time used between two `readCpuMsByName` reads, in milliseconds. Only processes present in
+ * both count, so one that started or exited in between (a short-lived connection) is left out.
+ */
+export function cpuMsBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) {
+    const start = before.get(pid);
+    if (start !== undefined && ms >= start) total += ms - start;
   }
   return total;
 }

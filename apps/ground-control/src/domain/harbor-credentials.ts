@@ -232,6 +232,7 @@ export class HarborCredentials {
 
   /** Syncs several satellites, logging failures so one broken Harbor never stops the others. */
   async syncSatellites(satelliteIds: string[]): Promise<void> {
+    if (!(await this.anythingToSync())) return;
     for (const satelliteId of satelliteIds) {
       try {
         await this.syncSatellite(satelliteId);
@@ -357,6 +358,25 @@ export class HarborCredentials {
   }
 
   /** Member satellites of groups, for a sync after the groups changed. */
+  /**
+   * Returns false when no Harbor registry and no robot account exist, so no satellite has a
+   * robot to create or delete. Two queries then replace a few per member of a large group.
+   */
+  private async anythingToSync(): Promise<boolean> {
+    const { db } = this.deps;
+    const [harbor] = await db
+      .select({ id: registries.id })
+      .from(registries)
+      .where(eq(registries.kind, 'harbor'))
+      .limit(1);
+    if (harbor !== undefined) return true;
+    const [robot] = await db
+      .select({ satelliteId: robotAccounts.satelliteId })
+      .from(robotAccounts)
+      .limit(1);
+    return robot !== undefined;
+  }
+
   async membersOf(groupIds: string[]): Promise<string[]> {
     if (groupIds.length === 0) return [];
     const rows = await this.deps.db
