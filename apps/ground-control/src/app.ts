@@ -21,6 +21,7 @@ import { LastSeenRecorder } from './domain/last-seen.js';
 import { StateService } from './domain/state-service.js';
 import { STATE_CHANNEL, StateWaiters } from './domain/state-waiters.js';
 import { installErrorHandlers } from './http/error-handler.js';
+import { ConnectionTracker } from './http/connections.js';
 import type { ZodApp } from './http/types.js';
 import { Jobs } from './jobs.js';
 import { Metrics } from './metrics.js';
@@ -142,6 +143,7 @@ export async function buildApp(
         requestTimeout: 0,
       }) as unknown as FastifyInstance
     ).withTypeProvider<ZodTypeProvider>();
+    const connections = new ConnectionTracker(app.server);
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
     app.decorateRequest('principal', null);
@@ -181,6 +183,7 @@ export async function buildApp(
     app.addHook('preClose', () => {
       ready = false;
       waiters.close();
+      connections.closeIdle();
     });
     app.addHook('onClose', async () => {
       await jobs.stop();

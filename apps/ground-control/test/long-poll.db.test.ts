@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN_PASSWORD,
@@ -153,5 +154,33 @@ describe('long poll across replicas', () => {
       if (status !== 403) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(status).toBe(403);
+  });
+
+  it('closes without waiting for an unused connection', async () => {
+    const replica = await startApp(databases);
+    const admin = await login(replica.app, 'admin', ADMIN_PASSWORD);
+    const satellite = await createAndJoin(replica.app, admin, { name: 'shutdown' });
+    const token = await signSatelliteJwt(satellite);
+    const address = new URL(await replica.app.listen({ host: '127.0.0.1', port: 0 }));
+    const first = await fetch(`${address.origin}/satellite/v1/state`, { headers: bearer(token) });
+    await first.arrayBuffer();
+
+    // A connection that never sends a request, like the one Node's fetch leaves after an abort.
+    const unused = connect(Number(address.port), '127.0.0.1');
+    const unusedClosed = new Promise<void>((resolve) => unused.once('close', () => resolve()));
+    await new Promise<void>((resolve) => unused.once('connect', () => resolve()));
+    const polling = fetch(`${address.origin}/satellite/v1/state?wait=30`, {
+      headers: { ...bearer(token), 'if-none-match': first.headers.get('etag') ?? '' },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(replica.context.waiters.size).toBe(1);
+
+    const started = Date.now();
+    await replica.close();
+    await unusedClosed;
+    // The request in flight still gets a response, because closing ends the long poll with a 304.
+    const answer = await polling;
+    expect(answer.status).toBe(304);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
