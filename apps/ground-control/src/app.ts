@@ -18,6 +18,8 @@ import { openDatabase, type Database } from './db/database.js';
 import { ensureAdmin } from './domain/bootstrap.js';
 import { HarborCredentials, type HarborClientFactory } from './domain/harbor-credentials.js';
 import { LastSeenRecorder } from './domain/last-seen.js';
+import { ReportTimes } from './domain/report-times.js';
+import { recordStatus } from './domain/status.js';
 import { StateService } from './domain/state-service.js';
 import { STATE_CHANNEL, StateWaiters } from './domain/state-waiters.js';
 import { installErrorHandlers } from './http/error-handler.js';
@@ -100,7 +102,8 @@ export async function buildApp(
     const metrics = new Metrics();
     const waiters = new StateWaiters();
     const states = new StateService(database.db, secrets, () => database.listening);
-    const lastSeen = new LastSeenRecorder(database.db, logger);
+    const reportTimes = new ReportTimes(database.db);
+    const lastSeen = new LastSeenRecorder(database.db, logger, reportTimes);
     const satelliteAuth = new SatelliteAuthenticator(database.db, now);
     const upstream = options.upstream ?? new OciUpstreamClient();
     const context: AppContext = {
@@ -112,6 +115,7 @@ export async function buildApp(
       waiters,
       states,
       lastSeen,
+      reportTimes,
       satelliteAuth,
       upstream,
       harbor: new HarborCredentials(
@@ -121,6 +125,9 @@ export async function buildApp(
       metrics,
       now,
     };
+    reportTimes.setStoreReport(async (satelliteId, report, timeMs) => {
+      await recordStatus(context, satelliteId, report, { receivedAtMs: timeMs });
+    });
     await database.listen(STATE_CHANNEL, (payload) => {
       // Invalidate first, so a woken long poll cannot read the old revision from memory.
       states.onNotification(payload);

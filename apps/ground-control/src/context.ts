@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import type { SecretBox } from './crypto/secrets.js';
 import type { Database, Db } from './db/database.js';
 import type { LastSeenRecorder } from './domain/last-seen.js';
+import type { ReportTimes } from './domain/report-times.js';
 import type { StateService } from './domain/state-service.js';
 import type { StateWaiters } from './domain/state-waiters.js';
 import type { SatelliteAuthenticator } from './auth/satellite.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   readonly waiters: StateWaiters;
   readonly states: StateService;
   readonly lastSeen: LastSeenRecorder;
+  /** Digests of stored reports and pending receipt times of unchanged ones. */
+  readonly reportTimes: ReportTimes;
   readonly satelliteAuth: SatelliteAuthenticator;
   readonly upstream: UpstreamClient;
   readonly harbor: HarborCredentials;

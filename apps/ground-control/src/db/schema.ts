@@ -196,6 +196,8 @@ export const satelliteStatus = pgTable('satellite_status', {
   /** Number of artifacts the report lists as present. */
   presentCount: integer('present_count').notNull().default(0),
   receivedAt: timestamp('received_at', { withTimezone: true }).notNull(),
+  /** SHA-256 of the stored report's JSON. A heartbeat that matches it writes only its time. */
+  reportHash: text('report_hash'),
 });
 
 export const satelliteEvents = pgTable(

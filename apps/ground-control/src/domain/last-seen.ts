@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
+import type { ReportTimes } from './report-times.js';
 
 /**
  * How often the poll times recorded in memory are written to `satellites.last_seen_at`, in
@@ -12,7 +13,8 @@ const LAST_SEEN_ROWS_PER_STATEMENT = 5_000;
 
 /**
  * Records when each satellite last polled and writes all pending times in one statement every
- * few seconds, instead of one UPDATE per request. `stop` writes what is left.
+ * few seconds, instead of one UPDATE per request. The same flush writes the receipt times of
+ * unchanged status reports. `stop` writes what is left.
  */
 export class LastSeenRecorder {
   private pending = new Map<string, number>();
@@ -22,10 +24,11 @@ export class LastSeenRecorder {
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
+    private readonly reportTimes?: ReportTimes,
   ) {}
 
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending.size + (this.reportTimes?.pendingCount ?? 0);
   }
 
   record(satelliteId: string, timeMs: number): void {
@@ -68,6 +71,11 @@ export class LastSeenRecorder {
   }
 
   private async write(): Promise<void> {
+    await this.writeLastSeen();
+    await this.reportTimes?.write();
+  }
+
+  private async writeLastSeen(): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = [...this.pending];
     this.pending = new Map();

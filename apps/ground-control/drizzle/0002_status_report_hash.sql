@@ -1,0 +1,1 @@
+ALTER TABLE "satellite_status" ADD COLUMN "report_hash" text;
