@@ -149,6 +149,7 @@ export async function recordStatus(
       ), changed_version as (
         update satellites set version = ${report.version}
         where id = ${satelliteId} and version is distinct from ${report.version}
+          and exists (select 1 from stored)
       )
       select
         (select report from previous) as previous,
