@@ -38,7 +38,7 @@ function runVitest(label, args, env) {
     return { passed: 0, failed: 1, skipped: 0, status: result.status ?? 1 };
   }
   // A file that failed outside any test (an import error, a failing beforeAll) counts as one
-  // failure; a file whose failures are its tests counts only those tests.
+  // failure. A file whose failures are all in its tests adds nothing beyond those tests.
   const failedFilesWithoutTests = (report.testResults ?? []).filter(
     (file) =>
       file.status === 'failed' &&

@@ -134,7 +134,7 @@ async function execute(query: string, values: unknown[] = []): Promise<void> {
   }
 }
 
-/** Joins a satellite and polls it once with its ETag, so the local cache holds its revision. */
+/** Joins a satellite and polls it once with its ETag, so the local cache contains its revision. */
 async function cachedSatellite(
   name: string,
 ): Promise<{ satellite: SatelliteIdentity; etag: string }> {

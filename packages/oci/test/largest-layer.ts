@@ -1,6 +1,6 @@
 import type { RegistryClient } from '../src/index.js';
 
-/** Reads the largest layer of `test/large:1` from a registry that holds the test kit's images. */
+/** Reads the largest layer of `test/large:1` from a registry that contains the test kit's images. */
 export async function largestLayer(
   client: RegistryClient,
   registryHost: string,

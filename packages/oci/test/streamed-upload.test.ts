@@ -1,6 +1,6 @@
-// A blob download that streams into an upload to a second registry (the satellite's one-pass
-// copy): real docker-registry 2.8 processes for the source and the target, each behind the
-// test kit's fault proxy, which cuts the source and counts the requests to the target.
+// A blob download that streams into an upload to a second registry, as in the satellite's
+// one-pass copy. The source and the target are real docker-registry 2.8 processes. Each is
+// behind the test kit's fault proxy, which cuts the source and counts the requests to the target.
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +22,8 @@ const TEST_LARGE_LAYER_MIB = 8;
 const FAST_RETRY = { baseDelayMs: 5, maxDelayMs: 20 };
 /**
  * Source rate during the cut test, in bytes/s. The proxy then writes 1/20 of it at a time, so
- * at most about that much sits in socket buffers when its RST discards them; unthrottled on
- * loopback, those buffers held 3.3 MB of the 8 MiB layer on a loaded 2-core machine.
+ * at most about that much sits in socket buffers when its RST discards them. Unthrottled on
+ * loopback, those buffers held 3.3 MB of the 8 MiB layer in one run on a loaded 2-core machine.
  */
 const CUT_TEST_RATE = 8 * 1024 * 1024;
 /** Share of the layer that may cross the source proxy twice after one cut (see above). */
@@ -54,7 +54,7 @@ function newTargetRepository(): RepositoryRef {
 
 /**
  * Upload sessions of a repository that still hold bytes in the target. docker-registry 2.8
- * answers a session DELETE by removing the session's `data` and `startedat` files but keeps
+ * handles a session DELETE by removing the session's `data` and `startedat` files but keeps
  * its empty `hashstates` folder, so a session counts while one of those two files exists.
  */
 async function liveSessions(repository: string): Promise<string[]> {
@@ -209,8 +209,8 @@ describe('streamed upload', () => {
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThan(layer.size);
     sourceProxy.resetCounters();
-    // docker-registry 2.8 forgets a session whose PATCH was cut, so the first session's bytes
-    // stay until the registry purges old uploads; only the second copy's sessions are checked.
+    // docker-registry 2.8 drops a session whose PATCH was cut, and the first session's bytes stay
+    // until the registry purges old uploads. So only the second copy's sessions are checked.
     const abandoned = await liveSessions(to.repository);
 
     const second = newClient().openStreamedUpload(to, layer.digest);
@@ -227,7 +227,7 @@ describe('streamed upload', () => {
   });
 
   it('falls back when the target fails', async () => {
-    // The target answers the PATCH with 500, so the sink is dropped and the file remains.
+    // The target returns 500 to the PATCH, so the sink is dropped and the file remains.
     targetProxy.setRules({
       match: (request) => request.method === 'PATCH',
       statusForRequest: [{ n: 1, status: 500 }],

@@ -202,7 +202,7 @@ export class StreamedBlobUpload implements StreamedUpload {
         host: this.access.host(this.repo),
         url: location,
         scopes: pushScopes(this.repo),
-        // After a failed PATCH, Distribution 2.8 answers 404 for the session but keeps its bytes
+        // After a failed PATCH, Distribution 2.8 returns 404 for the session but keeps its bytes
         // on disk until its upload purging removes them.
         expect: [204, 404],
         idempotent: false,
